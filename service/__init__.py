@@ -1,0 +1,1 @@
+"""ingest: an asynchronous file-ingestion service."""

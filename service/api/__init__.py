@@ -1,0 +1,1 @@
+"""HTTP routes: thin functions that call into the service."""

@@ -1,0 +1,53 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy import text
+
+from service.api.deps import RuntimeDep
+from service.storage import free_bytes
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "A check failed; the body names it"}})
+async def readyz(runtime: RuntimeDep) -> JSONResponse:
+    """Ready for work: database reachable, data dir writable, disk free, executor alive."""
+    settings = runtime.settings
+    checks: dict[str, str] = {}
+    try:
+        async with runtime.sessions() as session:
+            await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"failed: {type(exc).__name__}"
+    writable = await asyncio.to_thread(os.access, settings.data_dir, os.W_OK)
+    checks["data_dir"] = "ok" if writable else "failed: not writable"
+    free = await asyncio.to_thread(free_bytes, settings.data_dir)
+    checks["disk"] = "ok" if free >= settings.min_free_bytes else f"failed: {free} bytes free"
+    checks["executor"] = "ok" if runtime.executor.alive() else "failed: not running"
+    checks["accepting"] = "ok" if runtime.accepting else "failed: shutting down"
+    ready = all(value == "ok" for value in checks.values())
+    return JSONResponse(
+        {"status": "ok" if ready else "unavailable", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+async def metrics(runtime: RuntimeDep) -> Response:
+    """Prometheus metrics."""
+    body = await runtime.metrics.render(runtime.sessions)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

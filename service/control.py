@@ -1,0 +1,34 @@
+"""Client control of a job: cancel and delete."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from service import jobs, runner
+from service.db import transaction
+from service.errors import Conflict
+from service.models import JobPublic
+from service.runtime import Runtime
+from service.storage import job_paths, remove_job_files
+
+
+async def cancel(runtime: Runtime, job_id: str, owner: str) -> JobPublic:
+    """Cancel a queued or running job; cancelling a cancelled job again is a no-op; 409 if done."""
+    retention = timedelta(hours=runtime.settings.retention_hours)
+    async with transaction(runtime.sessions) as session:
+        job = await jobs.find_job(session, job_id, owner)
+        if not await runner.cancel(session, job, retention) and job.status != "cancelled":
+            raise Conflict(f"The job has already {job.status.value}; it cannot be cancelled.")
+    runtime.changes.notify(job_id)
+    return JobPublic.from_job(job)
+
+
+async def delete(runtime: Runtime, job_id: str, owner: str) -> None:
+    """Cancel if needed, then forget the job and remove its files."""
+    retention = timedelta(hours=runtime.settings.retention_hours)
+    async with transaction(runtime.sessions) as session:
+        job = await jobs.find_job(session, job_id, owner)
+        await runner.cancel(session, job, retention)
+        await session.delete(job)
+    runtime.changes.notify(job_id)
+    await remove_job_files(job_paths(runtime.settings.jobs_dir, job_id))

@@ -1,0 +1,37 @@
+"""Where jobs run: in this process's worker pool, or on Celery workers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from service.config import Settings
+from service.runner import Sessions
+
+
+class Executor(Protocol):
+    """Runs submitted jobs somewhere; submitting never waits for the job itself."""
+
+    async def start(self) -> None: ...
+
+    async def submit(self, job_id: str) -> None: ...
+
+    async def stop(self, grace_s: float) -> None: ...
+
+    def alive(self) -> bool: ...
+
+    def running(self) -> int: ...
+
+
+JobDone = Callable[[str], Awaitable[None]]
+
+
+def create_executor(settings: Settings, sessions: Sessions, on_done: JobDone) -> Executor:
+    """The executor that `INGEST_EXECUTOR` names; `on_done` hears of jobs run locally."""
+    if settings.executor == "celery":
+        from service.executors.celery import CeleryExecutor
+
+        return CeleryExecutor(settings)
+    from service.executors.inprocess import InProcessExecutor
+
+    return InProcessExecutor(settings, sessions, on_done)

@@ -1,0 +1,69 @@
+"""Prometheus metrics: counters kept by this process, gauges read from the database."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from service.models import Job, JobStatus
+from service.runner import Sessions
+
+DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
+
+
+class Metrics:
+    """One registry per app, so tests and several apps in a process do not collide."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.jobs = Gauge("ingest_jobs", "Jobs by status", ["status"], registry=self.registry)
+        self.queue_depth = Gauge(
+            "ingest_queue_depth", "Jobs waiting for a worker", registry=self.registry
+        )
+        self.in_flight = Gauge(
+            "ingest_jobs_in_flight", "Jobs being parsed now", registry=self.registry
+        )
+        self.uploads = Counter(
+            "ingest_uploads", "Upload requests by outcome", ["outcome"], registry=self.registry
+        )
+        self.upload_bytes = Counter(
+            "ingest_upload_bytes", "Bytes of accepted uploads", registry=self.registry
+        )
+        self.ingested_bytes = Counter(
+            "ingest_ingested_bytes", "Bytes of files parsed successfully", registry=self.registry
+        )
+        self.rows = Counter(
+            "ingest_rows", "Rows parsed, by outcome", ["outcome"], registry=self.registry
+        )
+        self.parse_seconds = Histogram(
+            "ingest_parse_duration_seconds",
+            "Time from a job's start to its end",
+            ["status"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+
+    def job_finished(self, job: Job) -> None:
+        status = JobStatus(job.status)
+        if job.started_at is not None and job.finished_at is not None:
+            seconds = (job.finished_at - job.started_at).total_seconds()
+            self.parse_seconds.labels(status=status.value).observe(max(seconds, 0.0))
+        if status is JobStatus.succeeded:
+            self.ingested_bytes.inc(job.file_size)
+            self.rows.labels(outcome="parsed").inc(job.rows_done)
+            self.rows.labels(outcome="failed").inc(job.rows_failed)
+
+    async def render(self, sessions: Sessions) -> bytes:
+        """The exposition text, with the job gauges read from the database now."""
+        async with sessions() as session:
+            counts = dict(
+                (
+                    await session.exec(select(Job.status, func.count()).group_by(col(Job.status)))
+                ).all()
+            )
+        for status in JobStatus:
+            self.jobs.labels(status=status.value).set(counts.get(status, 0))
+        self.queue_depth.set(counts.get(JobStatus.queued, 0))
+        self.in_flight.set(counts.get(JobStatus.running, 0))
+        return generate_latest(self.registry)

@@ -1,0 +1,142 @@
+"""Format detection (option, media type, extension, content), binary check, delimiter sniffing."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from pathlib import PurePosixPath
+
+from service.parsing.contract import ParseFailure
+
+FORMATS = ("csv", "tsv", "jsonl", "json")
+CONTENT_SAMPLE_BYTES = 64 * 1024
+SNIFF_SAMPLE_BYTES = 1024 * 1024
+DELIMITER_CANDIDATES = (",", "\t", ";", "|")
+
+_MEDIA_TYPES = {
+    "text/csv": "csv",
+    "application/csv": "csv",
+    "text/tab-separated-values": "tsv",
+    "application/x-ndjson": "jsonl",
+    "application/ndjson": "jsonl",
+    "application/jsonl": "jsonl",
+    "application/x-jsonlines": "jsonl",
+    "application/jsonlines": "jsonl",
+    "application/json": "json",
+    "text/json": "json",
+}
+_EXTENSIONS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+}
+_COMPRESSED_SUFFIXES = {".gz", ".gzip"}
+_TEXT_CONTROLS = frozenset(b"\t\n\r\f\v\x1b")
+
+
+def detect_format(option: str, media_type: str | None, filename: str | None, head: bytes) -> str:
+    """The format, first match wins: option, media type, file extension, content.
+
+    A JSON media type or extension is only a family hint: `[` at the start means a JSON array
+    and `{` means JSON lines, because clients label both `application/json`.
+    """
+    wanted = option.strip().lower()
+    if wanted in FORMATS:
+        return wanted
+    if wanted not in ("", "auto"):
+        raise ParseFailure("unsupported_format", f"unknown format {option!r}")
+    hinted = _from_media_type(media_type) or _from_extension(filename)
+    content = _from_content(head)
+    if hinted in ("json", "jsonl") and content in ("json", "jsonl"):
+        return content
+    return hinted or content
+
+
+def _from_media_type(media_type: str | None) -> str | None:
+    if not media_type:
+        return None
+    essence = media_type.split(";", 1)[0].strip().lower()
+    return _MEDIA_TYPES.get(essence)
+
+
+def _from_extension(filename: str | None) -> str | None:
+    if not filename:
+        return None
+    path = PurePosixPath(filename.replace("\\", "/").lower())
+    if path.suffix in _COMPRESSED_SUFFIXES:
+        path = path.with_suffix("")
+    return _EXTENSIONS.get(path.suffix)
+
+
+def _from_content(head: bytes) -> str:
+    first = head.lstrip()[:1]
+    if first == b"[":
+        return "json"
+    if first == b"{":
+        return "jsonl"
+    return "csv"
+
+
+def looks_binary(head: bytes) -> bool:
+    """True for content that is no text: NUL bytes, or many invalid or control bytes.
+
+    The bar is high because a legacy-encoded text (Latin-1 read as UTF-8) is still text: its
+    undecodable rows become row errors, not a rejected file.
+    """
+    sample = head[:CONTENT_SAMPLE_BYTES]
+    if not sample:
+        return False
+    if b"\x00" in sample:
+        return True
+    text = sample.decode("utf-8", "replace")
+    # The sample may end inside a multi-byte character: one replacement there is no evidence.
+    bad = text.count("\ufffd") - (1 if text.endswith("\ufffd") else 0)
+    controls = sum(1 for byte in sample if byte < 32 and byte not in _TEXT_CONTROLS)
+    return (bad + controls) > len(text) * 0.3
+
+
+def sniff_delimiter(sample: bytes, *, at_eof: bool) -> str:
+    """The candidate that splits the sample into the most consistent records.
+
+    Each candidate is tried with a real CSV reader (so quoted delimiters do not count); the
+    winner is the one whose records most often have the header's field count, with more than
+    one field. A decimal comma in a `;` file gives the data rows a different field count from
+    the header, which is why the header's count is the reference rather than the commonest.
+    """
+    text = sample.decode("utf-8", "replace")
+    if not at_eof:
+        # The last line may be cut short; a record split there would skew the counts.
+        cut = max(text.rfind("\n"), text.rfind("\r"))
+        if cut > 0:
+            text = text[:cut]
+    best: tuple[float, int, int] | None = None
+    chosen = ","
+    for rank, candidate in enumerate(DELIMITER_CANDIDATES):
+        counts = _field_counts(text, candidate)
+        if not counts or counts[0] < 2:
+            continue
+        reference = counts[0]
+        agreeing = sum(1 for count in counts if count == reference) / len(counts)
+        score = (agreeing, reference, -rank)
+        if best is None or score > best:
+            best, chosen = score, candidate
+    return chosen
+
+
+def _field_counts(text: str, delimiter: str, limit: int = 2000) -> list[int]:
+    csv.field_size_limit(sys.maxsize)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
+    counts: list[int] = []
+    try:
+        for row in reader:
+            if row:
+                counts.append(len(row))
+                if len(counts) >= limit:
+                    break
+    except csv.Error:
+        pass
+    return counts

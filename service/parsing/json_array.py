@@ -1,0 +1,147 @@
+"""An incremental reader for one top-level JSON array: elements come out one by one, so a
+huge array is never held whole."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+
+import orjson
+
+from service.parsing.contract import ParseFailure
+from service.parsing.row_errors import RowError
+
+_WHITESPACE = re.compile(rb"[ \t\r\n]*+")
+# Where an object or array element may end: a closing bracket before `,` or `]`.
+_CANDIDATE_END = re.compile(rb"[}\]][ \t\r\n]*+(?=[,\]])")
+_STRUCTURE = re.compile(rb'[\[\]{}"]')
+_STRING_REST = re.compile(rb'(?:[^"\\]++|\\.)*+"', re.DOTALL)
+_SCALAR = re.compile(rb'"(?:[^"\\]++|\\.)*+"|[^,\]\s]++', re.DOTALL)
+_CANDIDATE_TRIES = 8
+
+
+class _State(Enum):
+    START = "expect ["  # nothing read yet
+    FIRST = "expect value or ]"  # after `[`
+    VALUE = "expect value"  # after `,`
+    AFTER = "expect , or ]"  # after a value
+    DONE = "after ]"
+    BROKEN = "unreadable"  # a structural error: nothing after it can be trusted
+
+
+@dataclass
+class ArrayStep:
+    elements: list[tuple[int, bytes]] = field(default_factory=list)  # (line, element text)
+    errors: list[RowError] = field(default_factory=list)
+    consumed: int = 0
+    lines: int = 0
+
+
+class JsonArrayReader:
+    """Feed it the content from the start; each call takes what it can from the buffer."""
+
+    def __init__(self) -> None:
+        self._state = _State.START
+
+    @property
+    def finished(self) -> bool:
+        return self._state in (_State.DONE, _State.BROKEN)
+
+    def read(
+        self, buffer: bytes, first_line: int, *, at_eof: bool, window: int | None = None
+    ) -> ArrayStep:
+        """Reads elements from `buffer`, stopping once past `window` bytes."""
+        step = ArrayStep()
+        position = 0
+        counted_to, line = 0, first_line
+        windowed = False
+        while self._state is not _State.BROKEN:
+            if window is not None and position >= window and step.elements:
+                windowed = True
+                break
+            position = _WHITESPACE.match(buffer, position).end()  # type: ignore[union-attr]
+            if position == len(buffer):
+                break
+            line += buffer.count(b"\n", counted_to, position)
+            counted_to = position
+            char = buffer[position : position + 1]
+            if self._state is _State.START:
+                if char != b"[":
+                    raise ParseFailure("unsupported_format", "JSON: expected a top-level array")
+                self._state, position = _State.FIRST, position + 1
+            elif self._state is _State.AFTER or self._state is _State.DONE:
+                if self._state is _State.AFTER and char in (b",", b"]"):
+                    self._state = _State.VALUE if char == b"," else _State.DONE
+                    position += 1
+                    continue
+                step.errors.append(_structure_error(line, self._state, buffer, position))
+                self._state = _State.BROKEN
+            elif char == b"]" and self._state is _State.FIRST:
+                self._state, position = _State.DONE, position + 1
+            else:
+                end = _element_end(buffer, position)
+                if end is None:
+                    break
+                step.elements.append((line, buffer[position:end]))
+                self._state, position = _State.AFTER, end
+        if at_eof and not self.finished and not windowed:
+            line += buffer.count(b"\n", counted_to, position)
+            counted_to = position
+            step.errors.append(
+                RowError.of(line, "json", "the JSON array is cut off before its `]`", "")
+            )
+            self._state = _State.BROKEN
+        if self._state is _State.BROKEN:
+            position = len(buffer)
+        step.consumed = position
+        step.lines = line - first_line + buffer.count(b"\n", counted_to, position)
+        return step
+
+
+def _element_end(buffer: bytes, start: int) -> int | None:
+    """Where the element starting at `start` ends, or None if the buffer ends first."""
+    if buffer[start] not in b"{[":
+        match = _SCALAR.match(buffer, start)
+        if match is None or match.end() == len(buffer):
+            return None
+        return match.end()
+    # Fast path: the first candidate end that parses is the element's end, because a value
+    # that parses is complete and a complete value cannot continue.
+    candidate = _CANDIDATE_END.search(buffer, start)
+    tries = 0
+    while candidate is not None and tries < _CANDIDATE_TRIES:
+        end = candidate.start() + 1
+        try:
+            orjson.loads(buffer[start:end])
+            return end
+        except orjson.JSONDecodeError:
+            candidate = _CANDIDATE_END.search(buffer, candidate.end())
+            tries += 1
+    return _matching_bracket_end(buffer, start)
+
+
+def _matching_bracket_end(buffer: bytes, start: int) -> int | None:
+    depth = 0
+    position = start
+    while True:
+        token = _STRUCTURE.search(buffer, position)
+        if token is None:
+            return None
+        position = token.end()
+        char = token.group()
+        if char == b'"':
+            rest = _STRING_REST.match(buffer, position)
+            if rest is None:
+                return None
+            position = rest.end()
+            continue
+        depth += 1 if char in (b"{", b"[") else -1
+        if depth == 0:
+            return position
+
+
+def _structure_error(line: int, state: _State, buffer: bytes, position: int) -> RowError:
+    found = buffer[position : position + 40].decode("utf-8", "replace")
+    where = "after the array" if state is _State.DONE else "between elements"
+    return RowError.of(line, "json", f"unexpected {found[:1]!r} {where}", found)

@@ -1,0 +1,88 @@
+"""Row-level errors: what one looks like, and the log that counts, stores and caps them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import aiofiles
+import orjson
+from aiofiles.threadpool.binary import AsyncBufferedIOBase
+
+from service.parsing.contract import ParseFailure
+from service.parsing.decoding import displayable
+
+RAW_CHARS = 200
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int  # 1-based physical line where the record starts
+    type: str  # field_count | decode | json | not_object
+    message: str
+    raw: str
+
+    @classmethod
+    def of(cls, line: int, type: str, message: str, raw_text: str) -> RowError:
+        return cls(line, type, message, displayable(raw_text.rstrip("\r\n")[:RAW_CHARS]))
+
+
+def field_count_error(line: int, expected: int, got: int, raw_text: str) -> RowError:
+    return RowError.of(line, "field_count", f"expected {expected} fields, got {got}", raw_text)
+
+
+def decode_error(line: int, encoding: str, raw_text: str) -> RowError:
+    return RowError.of(line, "decode", f"bytes that are not valid {encoding}", raw_text)
+
+
+class ErrorLog:
+    """Writes errors in file order as NDJSON, at most `max_stored`, and counts them all.
+
+    More than `max_errors` failed rows fail the job with `too_many_errors`.
+    """
+
+    def __init__(self, path: Path, *, max_errors: int, max_stored: int) -> None:
+        self._path = path
+        self._max_errors = max_errors
+        self._max_stored = max_stored
+        self._file: AsyncBufferedIOBase | None = None
+        self.count = 0
+
+    async def __aenter__(self) -> ErrorLog:
+        self._file = await aiofiles.open(self._path, "wb")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._file is not None:
+            await self._file.close()
+            self._file = None
+
+    async def add(self, errors: list[RowError]) -> None:
+        if not errors:
+            return
+        assert self._file is not None, "ErrorLog used outside `async with`"
+        room = max(self._max_stored - self.count, 0)
+        if room:
+            lines = b"".join(
+                orjson.dumps(
+                    {"line": e.line, "type": e.type, "message": e.message, "raw": e.raw},
+                    option=orjson.OPT_APPEND_NEWLINE,
+                )
+                for e in errors[:room]
+            )
+            await self._file.write(lines)
+        self.count += len(errors)
+        if self.count > self._max_errors:
+            await self._file.flush()
+            raise ParseFailure(
+                "too_many_errors",
+                f"more than {self._max_errors} rows failed (first at line {errors[0].line})"
+                if self.count == len(errors)
+                else f"more than {self._max_errors} rows failed",
+            )

@@ -1,0 +1,186 @@
+"""Reading the stored upload: large aiofiles reads, gzip inflated on the fly under a size cap."""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from pathlib import Path
+from types import TracebackType
+
+import aiofiles
+from aiofiles.threadpool.binary import AsyncBufferedReader
+
+from service.parsing.contract import ParseFailure
+from service.parsing.decoding import Utf8Stream
+
+GZIP_MAGIC = b"\x1f\x8b"
+DEFAULT_READ_SIZE = 4 * 2**20
+
+
+class ByteSource:
+    """The stored file as a stream of (decompressed) byte blocks.
+
+    `bytes_done` counts bytes of the stored file consumed, so for gzip it is the compressed
+    position: progress stays honest for compressed input.
+    """
+
+    def __init__(self, path: Path, *, read_size: int, max_decompressed_bytes: int) -> None:
+        self._path = path
+        self._read_size = max(read_size, 1)
+        self._max_decompressed = max_decompressed_bytes
+        self._file: AsyncBufferedReader | None = None
+        self._inflater: _GzipInflater | None = None
+        self._at_eof = False
+        self.bytes_total = path.stat().st_size
+        self.bytes_done = 0
+        self.compressed = False
+
+    async def __aenter__(self) -> ByteSource:
+        self._file = await aiofiles.open(self._path, "rb")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._file is not None:
+            await self._file.close()
+            self._file = None
+
+    async def read(self) -> bytes:
+        """The next block of content; b"" only at the end of the file."""
+        while True:
+            if self._inflater is not None and self._inflater.has_pending():
+                out = await asyncio.to_thread(self._inflater.inflate, b"")
+                if out:
+                    return out
+                continue
+            if self._at_eof:
+                if self._inflater is not None:
+                    self._inflater.finish()
+                return b""
+            raw = await self._read_raw()
+            if not raw:
+                self._at_eof = True
+                continue
+            if self.bytes_done == len(raw) and raw.startswith(GZIP_MAGIC):
+                self.compressed = True
+                self._inflater = _GzipInflater(self._max_decompressed, self._read_size)
+            if self._inflater is None:
+                return raw
+            out = await asyncio.to_thread(self._inflater.inflate, raw)
+            if out:
+                return out
+
+    async def _read_raw(self) -> bytes:
+        assert self._file is not None, "ByteSource used outside `async with`"
+        raw = await self._file.read(self._read_size)
+        if self.bytes_done == 0 and 0 < len(raw) < len(GZIP_MAGIC):
+            raw += await self._file.read(self._read_size)
+        self.bytes_done += len(raw)
+        return raw
+
+
+class _GzipInflater:
+    """Inflates one or more concatenated gzip members, never more than `limit` bytes in all."""
+
+    def __init__(self, limit: int, out_size: int) -> None:
+        self._limit = limit
+        self._out_size = max(out_size, 64 * 1024)
+        self._member = zlib.decompressobj(wbits=31)
+        self._pending = b""
+        self._produced = 0
+        self._started_member = False
+
+    def has_pending(self) -> bool:
+        return bool(self._pending) or bool(self._member.unconsumed_tail)
+
+    def inflate(self, data: bytes) -> bytes:
+        if data:
+            self._pending += data
+        if self._member.eof:
+            self._start_next_member()
+        source = self._member.unconsumed_tail or self._pending
+        if source is self._pending:
+            self._pending = b""
+        if not source:
+            return b""
+        self._started_member = True
+        try:
+            out = self._member.decompress(source, self._out_size)
+        except zlib.error as exc:
+            raise ParseFailure("io_error", f"the gzip data is corrupt: {exc}") from exc
+        if self._member.eof:
+            self._pending = self._member.unused_data + self._pending
+        self._produced += len(out)
+        if self._produced > self._limit:
+            raise ParseFailure(
+                "decompressed_too_large",
+                f"the file inflates to more than {self._limit} bytes",
+            )
+        return out
+
+    def _start_next_member(self) -> None:
+        if self._pending.startswith(GZIP_MAGIC):
+            self._member = zlib.decompressobj(wbits=31)
+            self._started_member = False
+        else:
+            # Bytes after the last member that are not another member: ignored, as gzip does.
+            self._pending = b""
+
+    def finish(self) -> None:
+        if self._started_member and not self._member.eof:
+            raise ParseFailure("io_error", "the gzip data is truncated")
+
+
+class TextSource:
+    """The content as UTF-8 blocks, with a way to put back what was read to look ahead."""
+
+    def __init__(self, raw: ByteSource, stream: Utf8Stream, head: bytes, *, at_eof: bool) -> None:
+        self._raw = raw
+        self._stream = stream
+        self._pending = head
+        self._raw_done = at_eof
+
+    @property
+    def at_eof(self) -> bool:
+        """True once everything has been handed out."""
+        return self._raw_done and not self._pending
+
+    @property
+    def bytes_done(self) -> int:
+        return self._raw.bytes_done
+
+    @property
+    def bytes_total(self) -> int:
+        return self._raw.bytes_total
+
+    def unread(self, data: bytes) -> None:
+        self._pending = data + self._pending
+
+    async def read(self) -> bytes:
+        """The next UTF-8 block; b"" at the end."""
+        if self._pending:
+            block, self._pending = self._pending, b""
+            return block
+        while not self._raw_done:
+            raw = await self._raw.read()
+            if not raw:
+                self._raw_done = True
+                return self._stream.convert(b"", final=True)
+            block = self._stream.convert(raw)
+            if block:
+                return block
+        return b""
+
+    async def read_at_least(self, size: int, start: bytes = b"") -> bytes:
+        """`start` extended by further blocks until it holds `size` bytes or the file ends."""
+        parts = [start]
+        have = len(start)
+        while have < size and not self.at_eof:
+            block = await self.read()
+            parts.append(block)
+            have += len(block)
+        return b"".join(parts) if len(parts) > 1 else start

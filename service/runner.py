@@ -1,0 +1,367 @@
+"""The job lifecycle: claim, run, report progress, finish, fail, cancel, recover.
+
+This is the only module that moves a job between states. `execute` runs in a worker
+process (a process-pool worker or a Celery worker), never on the API's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import CursorResult, or_, update
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from service import parsing
+from service.config import Settings
+from service.db import transaction
+from service.models import Job, JobStatus, utcnow
+from service.storage import JobPaths, fsync_dir, fsync_file, job_paths
+
+logger = logging.getLogger(__name__)
+
+# A job whose progress has not moved for this long is taken to be orphaned by a dead worker.
+STALE_AFTER = timedelta(seconds=60)
+# A file that kills its worker this many times fails instead of being retried for ever.
+MAX_ATTEMPTS = 5
+CANCEL_CHECK_INTERVAL_S = 0.25
+GENERIC_MEDIA_TYPES = frozenset({"application/octet-stream", "text/plain", "application/gzip"})
+
+
+class JobCancelled(Exception):
+    """The job stopped running under the worker (cancelled or deleted)."""
+
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+def _rowcount(result: object) -> int:
+    assert isinstance(result, CursorResult)
+    return int(result.rowcount)
+
+
+async def claim(sessions: Sessions, job_id: str) -> Job | None:
+    """Move a queued (or orphaned running) job to running; None if someone else has it."""
+    now = utcnow()
+    async with transaction(sessions) as session:
+        claimed = await session.exec(
+            update(Job)
+            .where(col(Job.id) == job_id)
+            .where(
+                or_(
+                    col(Job.status) == JobStatus.queued,
+                    (col(Job.status) == JobStatus.running)
+                    & (col(Job.updated_at) < now - STALE_AFTER),
+                )
+            )
+            .values(
+                status=JobStatus.running,
+                started_at=now,
+                updated_at=now,
+                attempts=col(Job.attempts) + 1,
+                phase=None,
+                bytes_done=0,
+                percent=0.0,
+                rows_done=0,
+                rows_failed=0,
+                rate_bytes_per_s=None,
+                eta_seconds=None,
+            )
+        )
+        if _rowcount(claimed) == 0:
+            return None
+        return await session.get(Job, job_id)
+
+
+async def _finish(
+    sessions: Sessions, job_id: str, status: JobStatus, *, retention: timedelta, **values: object
+) -> bool:
+    """Move a running job to its final state; False if it stopped running meanwhile."""
+    now = utcnow()
+    async with transaction(sessions) as session:
+        done = await session.exec(
+            update(Job)
+            .where(col(Job.id) == job_id, col(Job.status) == JobStatus.running)
+            .values(
+                status=status,
+                finished_at=now,
+                updated_at=now,
+                expires_at=now + retention,
+                eta_seconds=0.0 if status is JobStatus.succeeded else None,
+                **values,
+            )
+        )
+        return _rowcount(done) == 1
+
+
+async def cancel(session: AsyncSession, job: Job, retention: timedelta) -> bool:
+    """Cancel a queued or running job; False if it had already finished."""
+    now = utcnow()
+    cancelled = await session.exec(
+        update(Job)
+        .where(
+            col(Job.id) == job.id,
+            col(Job.status).in_([JobStatus.queued, JobStatus.running]),
+        )
+        .values(
+            status=JobStatus.cancelled,
+            finished_at=now,
+            updated_at=now,
+            expires_at=now + retention,
+            eta_seconds=None,
+        )
+    )
+    await session.refresh(job)
+    return _rowcount(cancelled) == 1
+
+
+@dataclass
+class ProgressReporter:
+    """Receives the parser's progress; stores it at most every `interval_s`, stops on cancel."""
+
+    sessions: Sessions
+    job_id: str
+    interval_s: float
+    started: float = field(default_factory=time.monotonic)
+    last_write: float = 0.0
+    last_check: float = 0.0
+    last_log: float = field(default_factory=time.monotonic)
+    percent: float = 0.0
+    rows_done: int = 0
+
+    async def __call__(self, progress: parsing.ParseProgress) -> None:
+        now = time.monotonic()
+        self.percent = max(self.percent, min(progress.percent, 100.0))
+        self.rows_done = max(self.rows_done, progress.rows_done)
+        if now - self.last_write >= self.interval_s:
+            self.last_write = self.last_check = now
+            await self._store(progress, now)
+        elif now - self.last_check >= CANCEL_CHECK_INTERVAL_S:
+            self.last_check = now
+            await self._check_running()
+        if now - self.last_log >= 5.0:
+            self.last_log = now
+            logger.info(
+                "job progress",
+                extra={
+                    "job_id": self.job_id,
+                    "percent": round(self.percent, 1),
+                    "rows_done": self.rows_done,
+                    "phase": progress.phase,
+                },
+            )
+
+    async def _store(self, progress: parsing.ParseProgress, now: float) -> None:
+        elapsed = max(now - self.started, 1e-6)
+        rate = progress.bytes_done / elapsed
+        eta = elapsed * (100.0 - self.percent) / self.percent if self.percent > 0 else None
+        async with transaction(self.sessions) as session:
+            stored = await session.exec(
+                update(Job)
+                .where(col(Job.id) == self.job_id, col(Job.status) == JobStatus.running)
+                .values(
+                    phase=progress.phase,
+                    bytes_done=progress.bytes_done,
+                    percent=round(self.percent, 2),
+                    rows_done=self.rows_done,
+                    rows_failed=progress.rows_failed,
+                    rate_bytes_per_s=round(rate, 1),
+                    eta_seconds=round(eta, 2) if eta is not None else None,
+                    updated_at=utcnow(),
+                )
+            )
+            if _rowcount(stored) == 0:
+                raise JobCancelled(self.job_id)
+
+    async def _check_running(self) -> None:
+        async with self.sessions() as session:
+            status = await session.scalar(select(Job.status).where(col(Job.id) == self.job_id))
+        if status != JobStatus.running:
+            raise JobCancelled(self.job_id)
+
+
+def parse_options(job: Job, settings: Settings) -> parsing.ParseOptions:
+    options = job.options
+    media_type = job.media_type if job.media_type not in GENERIC_MEDIA_TYPES else None
+    return parsing.ParseOptions(
+        format=str(options.get("format", "auto")),
+        delimiter=options.get("delimiter"),
+        header=bool(options.get("header", True)),
+        encoding=str(options.get("encoding", "auto")),
+        max_errors=int(options.get("max_errors", 1000)),
+        max_errors_stored=settings.max_errors_stored,
+        max_decompressed_bytes=settings.max_decompressed_bytes,
+        media_type=media_type,
+        filename=job.file_name,
+    )
+
+
+def _remove_partials(paths: JobPaths) -> None:
+    for path in (paths.result_partial, paths.errors_partial, paths.result, paths.errors):
+        path.unlink(missing_ok=True)
+
+
+def _publish(paths: JobPaths) -> None:
+    """Make the finished output durable, then rename it into place: whole or absent."""
+    if not paths.errors_partial.exists():
+        paths.errors_partial.touch()
+    for partial, final in (
+        (paths.errors_partial, paths.errors),
+        (paths.result_partial, paths.result),
+    ):
+        fsync_file(partial)
+        partial.replace(final)
+    fsync_dir(paths.root)
+
+
+async def execute(job_id: str, settings: Settings, sessions: Sessions) -> None:
+    """Run one job to a final state, unless another worker owns it or it was cancelled."""
+    job = await claim(sessions, job_id)
+    if job is None:
+        return
+    log = {"job_id": job_id}
+    retention = timedelta(hours=settings.retention_hours)
+    if job.attempts > MAX_ATTEMPTS:
+        logger.error("job abandoned after repeated worker crashes", extra=log)
+        await _finish(
+            sessions,
+            job_id,
+            JobStatus.failed,
+            retention=retention,
+            error_code="internal_error",
+            error_message=f"The job was interrupted {MAX_ATTEMPTS} times.",
+        )
+        return
+    paths = job_paths(settings.jobs_dir, job_id)
+    await asyncio.to_thread(_remove_partials, paths)
+    logger.info("job started", extra={**log, "attempt": job.attempts, "size": job.file_size})
+    reporter = ProgressReporter(sessions, job_id, settings.progress_interval_s)
+    started = time.monotonic()
+    try:
+        result = await parsing.parse_file(
+            paths.upload,
+            paths.result_partial,
+            paths.errors_partial,
+            parse_options(job, settings),
+            reporter,
+        )
+    except JobCancelled:
+        await asyncio.to_thread(_remove_partials, paths)
+        logger.info("job stopped: no longer running", extra=log)
+        return
+    except parsing.ParseFailure as failure:
+        await asyncio.to_thread(_remove_partials, paths)
+        await _finish(
+            sessions,
+            job_id,
+            JobStatus.failed,
+            retention=retention,
+            error_code=failure.code,
+            error_message=failure.message,
+            percent=reporter.percent,
+        )
+        logger.info("job failed", extra={**log, "code": failure.code})
+        return
+    except Exception:
+        await asyncio.to_thread(_remove_partials, paths)
+        logger.exception("job crashed", extra=log)
+        await _finish(
+            sessions,
+            job_id,
+            JobStatus.failed,
+            retention=retention,
+            error_code="internal_error",
+            error_message="The parser stopped on an unexpected error.",
+        )
+        return
+    await asyncio.to_thread(_publish, paths)
+    succeeded = await _finish(
+        sessions,
+        job_id,
+        JobStatus.succeeded,
+        retention=retention,
+        format=result.format,
+        result={
+            "rows": result.rows,
+            "rows_failed": result.rows_failed,
+            "encoding": result.encoding,
+            "dialect": result.dialect,
+            "columns": result.columns,
+        },
+        phase="write",
+        bytes_done=job.file_size,
+        percent=100.0,
+        rows_done=result.rows,
+        rows_failed=result.rows_failed,
+    )
+    if not succeeded:
+        await asyncio.to_thread(_remove_partials, paths)
+        return
+    logger.info(
+        "job succeeded",
+        extra={
+            **log,
+            "rows": result.rows,
+            "rows_failed": result.rows_failed,
+            "seconds": round(time.monotonic() - started, 3),
+        },
+    )
+
+
+async def release(sessions: Sessions, job_id: str) -> None:
+    """A running job whose worker died: queue it again."""
+    async with transaction(sessions) as session:
+        await session.exec(
+            update(Job)
+            .where(col(Job.id) == job_id, col(Job.status) == JobStatus.running)
+            .values(status=JobStatus.queued, updated_at=utcnow())
+        )
+
+
+async def requeue_interrupted(sessions: Sessions) -> Sequence[str]:
+    """At start-up of the single-process deployment: every running job lost its worker.
+
+    Returns the ids of all queued jobs, oldest first, to be submitted again.
+    """
+    async with transaction(sessions) as session:
+        await session.exec(
+            update(Job)
+            .where(col(Job.status) == JobStatus.running)
+            .values(status=JobStatus.queued, updated_at=utcnow())
+        )
+        rows = await session.exec(
+            select(Job.id).where(col(Job.status) == JobStatus.queued).order_by(col(Job.created_at))
+        )
+        return list(rows.all())
+
+
+async def queued_jobs(sessions: Sessions) -> Sequence[str]:
+    """Ids of every queued job, oldest first."""
+    async with sessions() as session:
+        rows = await session.exec(
+            select(Job.id).where(col(Job.status) == JobStatus.queued).order_by(col(Job.created_at))
+        )
+        return list(rows.all())
+
+
+async def requeue_orphaned(sessions: Sessions, now: datetime | None = None) -> Sequence[str]:
+    """Running jobs whose worker stopped reporting: queue them again, return their ids."""
+    cutoff = (now or utcnow()) - STALE_AFTER
+    async with transaction(sessions) as session:
+        rows = await session.exec(
+            select(Job.id).where(col(Job.status) == JobStatus.running, col(Job.updated_at) < cutoff)
+        )
+        ids = list(rows.all())
+        if ids:
+            await session.exec(
+                update(Job)
+                .where(col(Job.id).in_(ids), col(Job.status) == JobStatus.running)
+                .values(status=JobStatus.queued, updated_at=utcnow())
+            )
+        return ids

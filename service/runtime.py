@@ -1,0 +1,34 @@
+"""What the running application holds: settings, database, executor, watchers, metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.config import Settings
+from service.executors import Executor
+from service.metrics import Metrics
+from service.models import Job, JobStatus
+from service.runner import Sessions
+from service.watch import JobChanges
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: Sessions
+    executor: Executor
+    changes: JobChanges
+    metrics: Metrics
+    accepting: bool = True
+    uploads_in_flight: set[tuple[str, str]] = field(default_factory=set)
+
+    async def job_done(self, job_id: str) -> None:
+        """A job ran in this process's pool: wake its watchers, count it."""
+        self.changes.notify(job_id)
+        async with self.sessions() as session:
+            job = await session.get(Job, job_id)
+        if job is not None and JobStatus(job.status).done:
+            self.metrics.job_finished(job)
