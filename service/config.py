@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     database_url: str = ""
     executor: Literal["inprocess", "celery"] = "inprocess"
     broker_url: str = "redis://127.0.0.1:6379/0"
+    celery_queue: str = "ingest"
     max_upload_bytes: int = Field(default=2 * GiB, gt=0)
     max_decompressed_bytes: int = Field(default=20 * GiB, gt=0)
     min_free_bytes: int = Field(default=512 * MiB, ge=0)

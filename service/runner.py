@@ -281,6 +281,7 @@ async def execute(job_id: str, settings: Settings, sessions: Sessions) -> None:
         )
         return
     await asyncio.to_thread(_publish, paths)
+    seconds = max(time.monotonic() - started, 1e-6)
     succeeded = await _finish(
         sessions,
         job_id,
@@ -297,6 +298,7 @@ async def execute(job_id: str, settings: Settings, sessions: Sessions) -> None:
         phase="write",
         bytes_done=job.file_size,
         percent=100.0,
+        rate_bytes_per_s=round(job.file_size / seconds, 1),
         rows_done=result.rows,
         rows_failed=result.rows_failed,
     )
@@ -309,7 +311,7 @@ async def execute(job_id: str, settings: Settings, sessions: Sessions) -> None:
             **log,
             "rows": result.rows,
             "rows_failed": result.rows_failed,
-            "seconds": round(time.monotonic() - started, 3),
+            "seconds": round(seconds, 3),
         },
     )
 

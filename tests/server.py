@@ -26,6 +26,9 @@ class ServiceProcess:
 
     def __init__(self, data_dir: Path, **env: str) -> None:
         self.data_dir = data_dir
+        self.database_url = env.get(
+            "INGEST_DATABASE_URL", f"sqlite:///{(data_dir / 'ingest.db').resolve()}"
+        )
         self.port = free_port()
         self.env = {
             **os.environ,
@@ -42,7 +45,7 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> ServiceProcess:
-        migrate(f"sqlite:///{(self.data_dir / 'ingest.db').resolve()}")
+        migrate(self.database_url)
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(self.port)],
@@ -90,3 +93,43 @@ class ServiceProcess:
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.kill()
+
+
+class CeleryWorker:
+    """`celery -A service.executors.celery_app worker`, as `make worker` runs it."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env = {**os.environ, **env}
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> CeleryWorker:
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "service.executors.celery_app",
+                    "worker",
+                    "--concurrency=2",
+                    "--loglevel=INFO",
+                    "--without-gossip",
+                    "--without-mingle",
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()

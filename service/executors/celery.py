@@ -14,7 +14,11 @@ RUN_JOB_TASK = "ingest.run_job"
 class CeleryExecutor:
     def __init__(self, settings: Settings) -> None:
         self._client = Celery("ingest", broker=settings.broker_url)
-        self._client.conf.update(task_serializer="json", broker_connection_retry_on_startup=True)
+        self._client.conf.update(
+            task_serializer="json",
+            task_default_queue=settings.celery_queue,
+            broker_connection_retry_on_startup=True,
+        )
         self._started = False
 
     async def start(self) -> None:

@@ -14,6 +14,7 @@ from service.executors.celery import RUN_JOB_TASK
 
 app = Celery("ingest", broker=get_settings().broker_url)
 app.conf.update(
+    task_default_queue=get_settings().celery_queue,
     task_serializer="json",
     accept_content=["json"],
     task_ignore_result=True,

@@ -63,7 +63,6 @@ async def _parse(
     )
     async with raw, errors:
         reporter = ProgressReporter(on_progress, raw.bytes_total)
-        await reporter.update(WRITE, fraction=0.0, bytes_done=0, rows_done=0, force=True)
         text, encoding = await _open_text(raw, options)
         head = await text.read_at_least(CONTENT_SAMPLE_BYTES)
         while not head.strip() and not text.at_eof and len(head) < _WHITESPACE_HEAD_LIMIT:
@@ -86,7 +85,7 @@ async def _parse(
             chunk_size=chunk_size,
         )
         await reporter.update(
-            WRITE, fraction=1.0, bytes_done=raw.bytes_total, rows_done=result.rows, force=True
+            WRITE, fraction=1.0, bytes_done=raw.bytes_total, rows_done=result.rows
         )
         return result
 

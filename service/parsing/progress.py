@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import time
-
 from service.parsing.contract import ParseProgress, ProgressCallback
 
 SCAN = "scan"
 WRITE = "write"
-REPORT_INTERVAL_S = 0.1
 
 
 class ProgressReporter:
-    """Calls the runner's callback at most every `interval` seconds (and when forced).
+    """Calls the runner's callback after every block of work (the runner throttles).
 
     A two-pass parse gives the scan `scan_share` of the percent and the write the rest; a
     one-pass parse reports `write` from 0 to 100.
@@ -24,13 +21,10 @@ class ProgressReporter:
         bytes_total: int,
         *,
         scan_share: float = 0.0,
-        interval: float = REPORT_INTERVAL_S,
     ) -> None:
         self._callback = callback
         self._bytes_total = bytes_total
         self._scan_share = scan_share
-        self._interval = interval
-        self._last_sent = float("-inf")
         self._percent = 0.0
         self._rows_done = 0
         self.rows_failed = 0
@@ -45,7 +39,6 @@ class ProgressReporter:
         fraction: float,
         bytes_done: int,
         rows_done: int,
-        force: bool = False,
     ) -> None:
         """`fraction` is how far the phase has got, from 0 to 1."""
         fraction = min(max(fraction, 0.0), 1.0)
@@ -55,10 +48,6 @@ class ProgressReporter:
             percent = 100.0 * (self._scan_share + (1.0 - self._scan_share) * fraction)
         self._percent = max(self._percent, round(percent, 2))
         self._rows_done = max(self._rows_done, rows_done)
-        now = time.monotonic()
-        if not force and now - self._last_sent < self._interval:
-            return
-        self._last_sent = now
         await self._callback(
             ParseProgress(
                 phase=phase,

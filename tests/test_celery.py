@@ -1,0 +1,95 @@
+"""The scale-out deployment: PostgreSQL, Celery workers, Redis or RabbitMQ as the broker."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from tests.conftest import service_missing
+from tests.helpers import ndjson
+from tests.server import CeleryWorker, ServiceProcess
+from tests.test_migrations import POSTGRES_URL
+from tests.test_server_process import wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.broker]
+
+BROKERS = {
+    "redis": ("redis://127.0.0.1:6379/{db}", 6379),
+    "rabbitmq": ("amqp://guest:guest@127.0.0.1:5672//", 5672),
+}
+
+
+def reachable(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
+    try:
+        with admin.begin() as connection:
+            connection.execute(text(f"CREATE SCHEMA {schema}"))
+    except OperationalError:
+        admin.dispose()
+        service_missing("PostgreSQL")
+    try:
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.mark.parametrize("broker", sorted(BROKERS))
+def test_celery_workers_run_jobs_accepted_by_the_api(
+    broker: str, postgres_url: str, tmp_path: Path
+) -> None:
+    template, port = BROKERS[broker]
+    if not reachable(port):
+        service_missing(broker)
+    queue = f"ingest-test-{uuid.uuid4().hex[:8]}"
+    data = tmp_path / "shared-data"
+    data.mkdir()
+    env = {
+        "INGEST_DATABASE_URL": postgres_url,
+        "INGEST_EXECUTOR": "celery",
+        "INGEST_BROKER_URL": template.format(db=9),
+        "INGEST_CELERY_QUEUE": queue,
+        "INGEST_DATA_DIR": str(data),
+        "INGEST_PROGRESS_INTERVAL_S": "0.2",
+        "INGEST_MIN_FREE_BYTES": "0",
+    }
+    api = ServiceProcess(data, **env).start()
+    worker = CeleryWorker(env, tmp_path / "worker.log").start()
+    try:
+        with httpx.Client(base_url=api.url, timeout=30) as client:
+            ids = []
+            for n in range(4):
+                response = client.post(
+                    f"/jobs?filename=part{n}.csv",
+                    content=f"part,value\n{n},{n * 10}\n".encode(),
+                    headers={"Content-Type": "text/csv"},
+                )
+                assert response.status_code == 202, response.text
+                ids.append(response.json()["id"])
+            for n, job_id in enumerate(ids):
+                wait_until(lambda job_id=job_id: client.get(f"/jobs/{job_id}").json()["done"], 60)
+                job = client.get(f"/jobs/{job_id}").json()
+                assert job["status"] == "succeeded", job
+                rows = ndjson(client.get(f"/jobs/{job_id}/result").content)
+                assert rows == [{"part": n, "value": n * 10}]
+    finally:
+        worker.stop()
+        api.stop()
