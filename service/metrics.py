@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from sqlalchemy import func
 from sqlmodel import col, select
 
@@ -16,6 +23,7 @@ class Metrics:
     """One registry per app, so tests and several apps in a process do not collide."""
 
     def __init__(self) -> None:
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry()
         self.jobs = Gauge("ingest_jobs", "Jobs by status", ["status"], registry=self.registry)
         self.queue_depth = Gauge(

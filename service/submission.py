@@ -18,6 +18,7 @@ from service.errors import (
     BadRequest,
     Conflict,
     InsufficientStorage,
+    ProblemError,
     ServiceUnavailable,
     UnprocessableContent,
 )
@@ -80,6 +81,14 @@ class Submitted:
 
 async def submit(request: Request, runtime: Runtime, owner: str, query: SubmitQuery) -> Submitted:
     """Store the uploaded file durably and record its job; both are on disk when this returns."""
+    try:
+        return await _submit(request, runtime, owner, query)
+    except ProblemError as refused:
+        runtime.metrics.uploads.labels(outcome=str(refused.status)).inc()
+        raise
+
+
+async def _submit(request: Request, runtime: Runtime, owner: str, query: SubmitQuery) -> Submitted:
     settings = runtime.settings
     media_type = check_media_type(request)
     declared = check_declared_size(request, media_type, settings.max_upload_bytes)

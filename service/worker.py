@@ -43,3 +43,7 @@ def run_job(job_id: str, settings: Settings) -> None:
     """Run one job to completion in this process (blocking)."""
     state = _state_for(settings)
     state.loop.run_until_complete(runner.execute(job_id, settings, state.sessions))
+
+
+def warm_up() -> None:
+    """Nothing: calling it makes the pool start this process ahead of the first job."""

@@ -41,9 +41,17 @@ class InProcessExecutor:
         self._consumers: list[asyncio.Task[None]] = []
         self._pool: ProcessPoolExecutor | None = None
         self._busy: set[asyncio.Task[None]] = set()
+        self._warm_up: list[asyncio.Future[None]] = []
         self._stopping = False
 
     async def start(self) -> None:
+        # Start the worker processes now, so the first job does not wait for them.
+        pool = self._ensure_pool()
+        loop = asyncio.get_running_loop()
+        self._warm_up = [
+            loop.run_in_executor(pool, worker.warm_up)
+            for _ in range(self._settings.max_concurrent_jobs)
+        ]
         self._consumers = [
             asyncio.create_task(self._consume(), name=f"ingest-consumer-{n}")
             for n in range(self._settings.max_concurrent_jobs)
@@ -108,7 +116,7 @@ class InProcessExecutor:
             await asyncio.wait(set(self._busy), timeout=grace_s)
         for task in self._consumers:
             task.cancel()
-        await asyncio.gather(*self._consumers, return_exceptions=True)
+        await asyncio.gather(*self._consumers, *self._warm_up, return_exceptions=True)
         self._consumers = []
         pool, self._pool = self._pool, None
         if pool is not None:

@@ -1,10 +1,10 @@
-"""Finding record boundaries in CSV bytes without a byte-by-byte loop.
+"""Finding record boundaries in CSV bytes without a byte-by-byte loop in Python.
 
 A newline ends a record unless it is inside a quoted field. Counting quotes tells which
-newlines are inside one, provided every quote that would open a field stands where a field
-starts (after a delimiter, a line break, another quote or at the start). A quote elsewhere is a
-stray one that Python's csv, pandas and DuckDB keep literally; from there on the count is no
-guide, so `safe_records_end` stops before it and the caller reads that part record by record.
+newlines are inside one, provided every quote that opens a quoted section stands where a field
+starts (after a delimiter, a line break, another quote, or at the start). A quote elsewhere is
+a stray one, which Python's csv, pandas and DuckDB keep literally; from there on the count is
+no guide, so `safe_records_end` stops before it and the caller reads on record by record.
 """
 
 from __future__ import annotations
@@ -14,12 +14,15 @@ from functools import lru_cache
 
 
 @lru_cache(maxsize=8)
-def _records_pattern(delimiter: str) -> re.Pattern[bytes]:
+def _quoted_sections(delimiter: str) -> re.Pattern[bytes]:
+    """Unquoted runs and quoted sections, each quoted section opening where a field starts.
+
+    It matches as far as the quotes are trustworthy and stops at the first stray quote or at a
+    quoted section that the data ends inside.
+    """
     delim = re.escape(delimiter.encode("utf-8"))
-    unquoted = rb'[^"\n]*+'
-    quoted = rb"(?<![^" + delim + rb'\r\n"])"[^"]*+"'
-    record = unquoted + rb"(?:" + quoted + unquoted + rb")*+\n"
-    return re.compile(rb"(?:" + record + rb")*+")
+    opening = rb'(?<![^' + delim + rb'\r\n"])"'
+    return re.compile(rb'(?:[^"]*+' + opening + rb'[^"]*+")*+[^"]*+')
 
 
 def safe_records_end(data: bytes, delimiter: str, *, at_eof: bool) -> int:
@@ -28,18 +31,26 @@ def safe_records_end(data: bytes, delimiter: str, *, at_eof: bool) -> int:
     `data` starts at a record boundary. At the end of the file the last record needs no newline.
     """
     if b'"' not in data:
-        if at_eof:
-            return len(data)
-        return data.rfind(b"\n") + 1
-    pattern = _records_pattern(delimiter)
-    end = pattern.match(data).end()  # type: ignore[union-attr]
-    if at_eof and end < len(data):
-        rest = data[end:]
-        if not rest.endswith(b"\n") and pattern.fullmatch(rest + b"\n"):
-            return len(data)
-    return end
+        return len(data) if at_eof else data.rfind(b"\n") + 1
+    trusted = _quoted_sections(delimiter).match(data).end()  # type: ignore[union-attr]
+    if at_eof and trusted == len(data):
+        return trusted
+    # Quotes before `trusted` alternate opening and closing, so walking back over them pair by
+    # pair visits exactly the stretches outside quotes; the last newline in one ends a record.
+    run_end = trusted
+    while True:
+        closing = data.rfind(b'"', 0, run_end)
+        newline = data.rfind(b"\n", closing + 1, run_end)
+        if newline >= 0:
+            return newline + 1
+        if closing < 0:
+            return 0
+        run_end = data.rfind(b'"', 0, closing)
 
 
 def count_lines(data: bytes) -> int:
     """Line breaks in `data`: LF, CRLF and a lone CR each end one physical line."""
-    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+    lines = data.count(b"\n")
+    if b"\r" in data:
+        lines += data.count(b"\r") - data.count(b"\r\n")
+    return lines
