@@ -280,7 +280,11 @@ async def execute(job_id: str, settings: Settings, sessions: Sessions) -> None:
             error_message="The parser stopped on an unexpected error.",
         )
         return
-    await asyncio.to_thread(_publish, paths)
+    try:
+        await asyncio.to_thread(_publish, paths)
+    except FileNotFoundError:
+        logger.info("job stopped: deleted while finishing", extra=log)
+        return
     seconds = max(time.monotonic() - started, 1e-6)
     succeeded = await _finish(
         sessions,

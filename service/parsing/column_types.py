@@ -105,10 +105,21 @@ def _integers_fit(integers: pa.Array) -> bool:
 
 
 def _numbers_fit(numbers: pa.Array) -> bool:
-    integers = pc.filter(numbers, pc.match_substring_regex(numbers, PATTERNS[INTEGER]))
+    """No integer beyond 64 bits and no value beyond a double: only long texts or exponents
+    can be either, so only those few are looked at closely."""
+    risky = pc.filter(
+        numbers,
+        pc.or_(
+            pc.greater(pc.utf8_length(numbers), _INT64_SAFE_DIGITS),
+            pc.match_substring(numbers, "e", ignore_case=True),
+        ),
+    )
+    if len(risky) == 0:
+        return True
+    integers = pc.filter(risky, pc.match_substring_regex(risky, PATTERNS[INTEGER]))
     if not _integers_fit(integers):
         return False
-    return bool(pc.all(pc.is_finite(pc.cast(numbers, pa.float64()))).as_py())
+    return bool(pc.all(pc.is_finite(pc.cast(risky, pa.float64()))).as_py())
 
 
 def _valid_dates(values: pa.Array) -> bool:

@@ -10,9 +10,13 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from service.parsing.column_types import BOOLEAN, INTEGER, NULL, NUMBER
+from service.parsing.column_types import BOOLEAN, DATE, DATETIME, INTEGER, NULL, NUMBER
 
 _NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
+_RARE_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
+# Backslash first, so the backslashes of the other escapes are not doubled.
+_COMMON_ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
+_QUOTE = pa.scalar('"')
 
 
 def render_records(columns: list[pa.Array], names: list[str], types: list[str]) -> bytes:
@@ -30,28 +34,39 @@ def render_records(columns: list[pa.Array], names: list[str], types: list[str]) 
 
 
 def _json_values(column: pa.Array, kind: str) -> pa.Array:
-    empty = pc.equal(column, "")
     if kind == NULL:
-        return pc.if_else(empty, "null", "null")
+        return pa.repeat(pa.scalar("null"), len(column))
     if kind in (INTEGER, NUMBER):
         # The type check admitted only JSON number syntax, so the exact text is the value.
         values = column
     elif kind == BOOLEAN:
         values = pc.if_else(pc.equal(pc.utf8_lower(column), "true"), "true", "false")
+    elif kind in (DATE, DATETIME):
+        values = _quoted(column)  # their pattern admits nothing that needs escaping
     else:
         values = _json_strings(column)
+    empty = pc.equal(column, "")
+    if not pc.any(empty).as_py():
+        return values
     return pc.if_else(empty, "null", values)
 
 
+def _quoted(column: pa.Array) -> pa.Array:
+    return pc.binary_join_element_wise(_QUOTE, column, _QUOTE, "")
+
+
 def _json_strings(column: pa.Array) -> pa.Array:
-    quoted = pc.binary_join_element_wise(pa.scalar('"'), column, pa.scalar('"'), "")
     needs_escape = pc.match_substring_regex(column, _NEEDS_ESCAPE)
     if not pc.any(needs_escape).as_py():
-        return quoted
-    escaped = [
-        orjson.dumps(value).decode() for value in pc.filter(column, needs_escape).to_pylist()
-    ]
-    return pc.replace_with_mask(quoted, needs_escape, pa.array(escaped, pa.string()))
+        return _quoted(column)
+    special = pc.filter(column, needs_escape)
+    if pc.any(pc.match_substring_regex(special, _RARE_CONTROL)).as_py():
+        escaped = pa.array([orjson.dumps(v).decode() for v in special.to_pylist()], pa.string())
+    else:
+        for char, escape in _COMMON_ESCAPES:
+            special = pc.replace_substring(special, char, escape)
+        escaped = _quoted(special)
+    return pc.replace_with_mask(_quoted(column), needs_escape, escaped)
 
 
 def _concatenated(strings: pa.Array) -> bytes:
