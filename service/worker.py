@@ -7,6 +7,7 @@ many small jobs do not pay for connecting again.
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -26,6 +27,9 @@ class _WorkerState:
 
 _states: dict[str, _WorkerState] = {}
 
+# Parsing is batch work: on a busy machine the scheduler should prefer the API process.
+WORKER_NICENESS = 10
+
 
 def _state_for(settings: Settings) -> _WorkerState:
     url = settings.sqlalchemy_url
@@ -43,6 +47,11 @@ def run_job(job_id: str, settings: Settings) -> None:
     """Run one job to completion in this process (blocking)."""
     state = _state_for(settings)
     state.loop.run_until_complete(runner.execute(job_id, settings, state.sessions))
+
+
+def lower_priority() -> None:
+    """Run parsing below the API's priority, so status requests are never starved of CPU."""
+    os.nice(WORKER_NICENESS)
 
 
 def warm_up() -> None:

@@ -24,7 +24,9 @@ def _new_pool(size: int) -> ProcessPoolExecutor:
     # never from this process with its threads and open sockets.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["service.worker"])
-    return ProcessPoolExecutor(max_workers=size, mp_context=context)
+    return ProcessPoolExecutor(
+        max_workers=size, mp_context=context, initializer=worker.lower_priority
+    )
 
 
 class InProcessExecutor:

@@ -21,7 +21,7 @@ def _quoted_sections(delimiter: str) -> re.Pattern[bytes]:
     quoted section that the data ends inside.
     """
     delim = re.escape(delimiter.encode("utf-8"))
-    opening = rb'(?<![^' + delim + rb'\r\n"])"'
+    opening = rb"(?<![^" + delim + rb'\r\n"])"'
     return re.compile(rb'(?:[^"]*+' + opening + rb'[^"]*+")*+[^"]*+')
 
 

@@ -54,7 +54,7 @@ async def _parse(
     on_progress: ProgressCallback,
     chunk_size: int,
 ) -> ParseResult:
-    read_size = max(chunk_size, 1) if chunk_size < DEFAULT_READ_SIZE else DEFAULT_READ_SIZE
+    read_size = min(max(chunk_size, 1), DEFAULT_READ_SIZE)
     raw = ByteSource(
         source, read_size=read_size, max_decompressed_bytes=options.max_decompressed_bytes
     )
@@ -64,30 +64,38 @@ async def _parse(
     async with raw, errors:
         reporter = ProgressReporter(on_progress, raw.bytes_total)
         text, encoding = await _open_text(raw, options)
-        head = await text.read_at_least(CONTENT_SAMPLE_BYTES)
-        while not head.strip() and not text.at_eof and len(head) < _WHITESPACE_HEAD_LIMIT:
-            head = await text.read_at_least(2 * len(head), head)
-        if not head.strip() and text.at_eof:
-            raise ParseFailure("empty_file", "the file is empty or holds only whitespace")
-        if looks_binary(head):
-            raise ParseFailure("unsupported_format", "the file is not text")
-        format = detect_format(options.format, options.media_type, options.filename, head)
-        text.unread(head)
-        read = parse_csv if format in ("csv", "tsv") else parse_json_records
-        result = await read(
-            text,
-            format=format,
-            options=options,
-            encoding=encoding,
-            errors=errors,
-            reporter=reporter,
-            result_path=result_path,
-            chunk_size=chunk_size,
-        )
+        try:
+            format = await _detect(text, options)
+            read = parse_csv if format in ("csv", "tsv") else parse_json_records
+            result = await read(
+                text,
+                format=format,
+                options=options,
+                encoding=encoding,
+                errors=errors,
+                reporter=reporter,
+                result_path=result_path,
+                chunk_size=chunk_size,
+            )
+        finally:
+            await text.aclose()
         await reporter.update(
             WRITE, fraction=1.0, bytes_done=raw.bytes_total, rows_done=result.rows
         )
         return result
+
+
+async def _detect(text: TextSource, options: ParseOptions) -> str:
+    """Looks at the start of the content (then puts it back): empty, binary, which format."""
+    head = await text.read_at_least(CONTENT_SAMPLE_BYTES)
+    while not head.strip() and not text.at_eof and len(head) < _WHITESPACE_HEAD_LIMIT:
+        head = await text.read_at_least(2 * len(head), head)
+    if not head.strip() and text.at_eof:
+        raise ParseFailure("empty_file", "the file is empty or holds only whitespace")
+    if looks_binary(head):
+        raise ParseFailure("unsupported_format", "the file is not text")
+    text.unread(head)
+    return detect_format(options.format, options.media_type, options.filename, head)
 
 
 async def _open_text(raw: ByteSource, options: ParseOptions) -> tuple[TextSource, str]:

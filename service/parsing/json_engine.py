@@ -11,6 +11,7 @@ import aiofiles
 
 from service.parsing.contract import ParseOptions, ParseResult
 from service.parsing.json_array import JsonArrayReader
+from service.parsing.json_arrow import read_lines_fast
 from service.parsing.json_values import JsonSummary, check_record
 from service.parsing.progress import WRITE, ProgressReporter
 from service.parsing.row_errors import ErrorLog, RowError
@@ -92,11 +93,14 @@ async def parse_json_records(
 
 
 def _json_lines(piece: bytes, first_line: int, encoding: str, summary: JsonSummary) -> _Output:
+    fast = read_lines_fast(piece, summary)
+    if fast is not None:
+        return _Output(fast, fast.count(b"\n"))
     output = _Output()
     kept: list[bytes] = []
-    for offset, raw in enumerate(piece.split(b"\n")):
-        record = raw.strip(_JSON_WHITESPACE)
-        if not record:
+    for offset, line in enumerate(piece.split(b"\n")):
+        record = line[:-1] if line.endswith(b"\r") else line
+        if not record.strip(_JSON_WHITESPACE):
             continue
         checked = check_record(record, first_line + offset, encoding)
         if isinstance(checked, RowError):

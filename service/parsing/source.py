@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import zlib
 from pathlib import Path
 from types import TracebackType
@@ -143,11 +144,12 @@ class TextSource:
         self._stream = stream
         self._pending = head
         self._raw_done = at_eof
+        self._ahead: asyncio.Future[bytes] | None = None
 
     @property
     def at_eof(self) -> bool:
         """True once everything has been handed out."""
-        return self._raw_done and not self._pending
+        return self._raw_done and not self._pending and self._ahead is None
 
     @property
     def bytes_done(self) -> int:
@@ -161,11 +163,24 @@ class TextSource:
         self._pending = data + self._pending
 
     async def read(self) -> bytes:
-        """The next UTF-8 block; b"" at the end."""
+        """The next UTF-8 block; b"" at the end.
+
+        The block after it is already being read (and inflated) while the caller parses.
+        """
         if self._pending:
             block, self._pending = self._pending, b""
             return block
-        while not self._raw_done:
+        if self._raw_done and self._ahead is None:
+            return b""
+        ahead = self._ahead or asyncio.ensure_future(self._next_block())
+        self._ahead = None
+        block = await ahead
+        if not self._raw_done:
+            self._ahead = asyncio.ensure_future(self._next_block())
+        return block
+
+    async def _next_block(self) -> bytes:
+        while True:
             raw = await self._raw.read()
             if not raw:
                 self._raw_done = True
@@ -173,7 +188,14 @@ class TextSource:
             block = self._stream.convert(raw)
             if block:
                 return block
-        return b""
+
+    async def aclose(self) -> None:
+        """Stops the read-ahead (before the file is closed)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            ahead.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await ahead
 
     async def read_at_least(self, size: int, start: bytes = b"") -> bytes:
         """`start` extended by further blocks until it holds `size` bytes or the file ends."""
