@@ -100,6 +100,26 @@ async def _finish(
         return _rowcount(done) == 1
 
 
+async def _fail(
+    sessions: Sessions,
+    job_id: str,
+    retention: timedelta,
+    code: str,
+    message: str,
+    **values: object,
+) -> None:
+    await _finish(
+        sessions,
+        job_id,
+        JobStatus.failed,
+        retention=retention,
+        error_code=code,
+        error_message=message,
+        **values,
+    )
+    logger.info("job failed", extra={"job_id": job_id, "code": code})
+
+
 async def cancel(session: AsyncSession, job: Job, retention: timedelta) -> bool:
     """Cancel a queued or running job; False if it had already finished."""
     now = utcnow()
@@ -228,15 +248,8 @@ async def execute(job_id: str, settings: Settings, sessions: Sessions) -> None:
     log = {"job_id": job_id}
     retention = timedelta(hours=settings.retention_hours)
     if job.attempts > MAX_ATTEMPTS:
-        logger.error("job abandoned after repeated worker crashes", extra=log)
-        await _finish(
-            sessions,
-            job_id,
-            JobStatus.failed,
-            retention=retention,
-            error_code="internal_error",
-            error_message=f"The job was interrupted {MAX_ATTEMPTS} times.",
-        )
+        message = f"The job was interrupted {MAX_ATTEMPTS} times."
+        await _fail(sessions, job_id, retention, "internal_error", message)
         return
     paths = job_paths(settings.jobs_dir, job_id)
     await asyncio.to_thread(_remove_partials, paths)
@@ -257,28 +270,15 @@ async def execute(job_id: str, settings: Settings, sessions: Sessions) -> None:
         return
     except parsing.ParseFailure as failure:
         await asyncio.to_thread(_remove_partials, paths)
-        await _finish(
-            sessions,
-            job_id,
-            JobStatus.failed,
-            retention=retention,
-            error_code=failure.code,
-            error_message=failure.message,
-            percent=reporter.percent,
+        await _fail(
+            sessions, job_id, retention, failure.code, failure.message, percent=reporter.percent
         )
-        logger.info("job failed", extra={**log, "code": failure.code})
         return
     except Exception:
-        await asyncio.to_thread(_remove_partials, paths)
         logger.exception("job crashed", extra=log)
-        await _finish(
-            sessions,
-            job_id,
-            JobStatus.failed,
-            retention=retention,
-            error_code="internal_error",
-            error_message="The parser stopped on an unexpected error.",
-        )
+        await asyncio.to_thread(_remove_partials, paths)
+        message = "The parser stopped on an unexpected error."
+        await _fail(sessions, job_id, retention, "internal_error", message)
         return
     try:
         await asyncio.to_thread(_publish, paths)

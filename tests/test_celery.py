@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import socket
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError
 
 from tests.conftest import service_missing
 from tests.helpers import ndjson
 from tests.server import CeleryWorker, ServiceProcess
-from tests.test_migrations import POSTGRES_URL
 from tests.test_server_process import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.broker]
@@ -32,24 +28,6 @@ def reachable(port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL)
-    try:
-        with admin.begin() as connection:
-            connection.execute(text(f"CREATE SCHEMA {schema}"))
-    except OperationalError:
-        admin.dispose()
-        service_missing("PostgreSQL")
-    try:
-        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 @pytest.mark.parametrize("broker", sorted(BROKERS))

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.exc import OperationalError
 
 from service.db import sync_url
 from service.models import SQLModel
-from tests.conftest import migrate, service_missing
-
-POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+from tests.conftest import migrate
 
 
 def schema_differences(url: str) -> list[object]:
@@ -40,25 +35,7 @@ def test_sqlite_upgrade_matches_models(tmp_path: Path) -> None:
     engine.dispose()
 
 
-@pytest.fixture
-def postgres_schema_url() -> Iterator[str]:
-    admin = create_engine(POSTGRES_URL)
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.begin() as connection:
-            connection.execute(text(f"CREATE SCHEMA {schema}"))
-    except OperationalError:
-        admin.dispose()
-        service_missing("PostgreSQL")
-    try:
-        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
-
-
 @pytest.mark.postgres
-def test_postgres_upgrade_matches_models(postgres_schema_url: str) -> None:
-    migrate(postgres_schema_url)
-    assert schema_differences(postgres_schema_url) == []
+def test_postgres_upgrade_matches_models(postgres_url: str) -> None:
+    migrate(postgres_url)
+    assert schema_differences(postgres_url) == []
