@@ -6,10 +6,13 @@ types, so the final type is what survives all of them; nothing is decided from a
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from service.parsing.arrow_text import any_value_contains
 
 NULL = "null"
 BOOLEAN = "boolean"
@@ -19,7 +22,12 @@ DATE = "date"
 DATETIME = "datetime"
 STRING = "string"
 
-_DATE = r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+# The calendar is in the pattern: month lengths, and 29 February in leap years only.
+_DAY_IN_ANY_YEAR = (
+    r"((0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])|(0[13-9]|1[0-2])-(29|30)|(0[13578]|1[02])-31)"
+)
+_LEAP_YEAR = r"([0-9]{2}(0[48]|[2468][048]|[13579][26])|(0[48]|[2468][048]|[13579][26])00)"
+_DATE = r"([0-9]{4}-" + _DAY_IN_ANY_YEAR + "|" + _LEAP_YEAR + "-02-29)"
 _TIME = r"([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]+)?)?"
 _ZONE = r"(Z|[+-]([01][0-9]|2[0-3])(:?[0-5][0-9])?)?"
 PATTERNS = {
@@ -34,6 +42,8 @@ PATTERNS = {
 _CANDIDATES = (BOOLEAN, INTEGER, NUMBER, DATE, DATETIME)
 _PROBE_ROWS = 64
 _INT64_SAFE_DIGITS = 18  # any integer text this long or shorter fits in signed 64 bits
+_EXPONENT = re.compile(rb"[eE]")
+_USUAL_BOOLEANS = pa.array(["true", "false", "True", "False", "TRUE", "FALSE"])
 
 
 @dataclass
@@ -58,43 +68,115 @@ class ColumnProfile:
         return {"name": self.name, "type": self.type, "nulls": self.nulls}
 
 
-def profile_batch(profiles: list[ColumnProfile], columns: list[pa.Array]) -> None:
-    """Narrows each profile by one batch of its column's string values."""
-    for profile, column in zip(profiles, columns, strict=True):
+@dataclass(frozen=True)
+class BlockCounts:
+    """What one block of values says about a column."""
+
+    nulls: int
+    values: int
+    candidates: set[str]
+
+
+def count_block(columns: list[pa.Array], candidates: list[set[str]]) -> list[BlockCounts]:
+    """Checks one block of each column against the types still possible for it.
+
+    Pure, so blocks can be checked side by side; `candidates` may be out of date (a superset
+    only costs work), since merging intersects.
+    """
+    counts = []
+    for column, possible in zip(columns, candidates, strict=True):
         empty = pc.equal(column, "")
         nulls = pc.sum(empty).as_py() or 0
-        profile.nulls += nulls
-        profile.values += len(column) - nulls
-        if not profile.candidates or nulls == len(column):
-            continue
-        values = pc.filter(column, pc.invert(empty)) if nulls else column
-        profile.candidates = _surviving(values, profile.candidates)
+        surviving = set(possible)
+        if surviving and nulls < len(column):
+            values = pc.filter(column, pc.invert(empty)) if nulls else column
+            surviving = _surviving(values, surviving)
+        counts.append(BlockCounts(nulls, len(column) - nulls, surviving))
+    return counts
+
+
+def merge_counts(profiles: list[ColumnProfile], counts: list[BlockCounts]) -> None:
+    for profile, block in zip(profiles, counts, strict=True):
+        profile.nulls += block.nulls
+        profile.values += block.values
+        profile.candidates &= block.candidates
+
+
+def profile_batch(profiles: list[ColumnProfile], columns: list[pa.Array]) -> None:
+    """Narrows each profile by one batch of its column's string values."""
+    merge_counts(profiles, count_block(columns, [p.candidates for p in profiles]))
+
+
+def _probe(values: pa.Array, kind: str) -> bool:
+    """A quick look at the first values: most wrong candidates fail here."""
+    probe = values.slice(0, _PROBE_ROWS)
+    return bool(pc.all(pc.match_substring_regex(probe, PATTERNS[kind])).as_py())
 
 
 def _all_match(values: pa.Array, kind: str) -> bool:
-    pattern = PATTERNS[kind]
-    probe = values.slice(0, _PROBE_ROWS)
-    if not pc.all(pc.match_substring_regex(probe, pattern)).as_py():
+    if not _probe(values, kind):
         return False
-    return bool(pc.all(pc.match_substring_regex(values, pattern)).as_py())
+    return bool(pc.all(pc.match_substring_regex(values, PATTERNS[kind])).as_py())
 
 
 def _surviving(values: pa.Array, candidates: set[str]) -> set[str]:
-    if BOOLEAN in candidates and _all_match(values, BOOLEAN):
+    if BOOLEAN in candidates and _booleans(values):
         return {BOOLEAN}
-    if INTEGER in candidates and _all_match(values, INTEGER):
-        return candidates & {INTEGER, NUMBER} if _integers_fit(values) else set()
+    if INTEGER in candidates and _integers(values):
+        return candidates & {INTEGER, NUMBER}
     if NUMBER in candidates and _all_match(values, NUMBER):
         return {NUMBER} if _numbers_fit(values) else set()
-    if DATE in candidates and _all_match(values, DATE) and _valid_dates(values):
+    if DATE in candidates and _dates(values):
         return {DATE}
-    if DATETIME in candidates and _all_match(values, DATETIME) and _valid_dates(values):
+    if DATETIME in candidates and _all_match(values, DATETIME):
         return {DATETIME}
     return set()
 
 
+def _booleans(values: pa.Array) -> bool:
+    if pc.all(pc.is_in(values, value_set=_USUAL_BOOLEANS)).as_py():
+        return True
+    return _all_match(values, BOOLEAN)  # any other mix of case
+
+
+def _integers(values: pa.Array) -> bool:
+    """Integer syntax without a leading zero, within signed 64 bits.
+
+    Arrow's integer cast checks digits and range at a fraction of a regex's cost; it also
+    takes leading zeros (and `0x` hex), which are refused separately.
+    """
+    if not pc.all(
+        pc.match_substring_regex(values.slice(0, _PROBE_ROWS), PATTERNS[INTEGER])
+    ).as_py():
+        return False
+    try:
+        pc.cast(values, pa.int64())
+    except (pa.ArrowInvalid, OverflowError):
+        return False
+    length = pc.binary_length(values)
+    leading_zero = pc.or_(
+        pc.and_(pc.starts_with(values, "0"), pc.greater(length, 1)),
+        pc.and_(pc.starts_with(values, "-0"), pc.greater(length, 2)),
+    )
+    return not pc.any(leading_zero).as_py()
+
+
+def _dates(values: pa.Array) -> bool:
+    """YYYY-MM-DD and a real day: Arrow's date cast checks both, faster than the pattern."""
+    if not _probe(values, DATE):
+        return False
+    lengths = pc.min_max(pc.binary_length(values)).as_py()
+    if lengths["min"] != 10 or lengths["max"] != 10:
+        return False
+    try:
+        pc.cast(values, pa.date32())
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
 def _integers_fit(integers: pa.Array) -> bool:
-    long = pc.filter(integers, pc.greater(pc.utf8_length(integers), _INT64_SAFE_DIGITS))
+    long = pc.filter(integers, pc.greater(pc.binary_length(integers), _INT64_SAFE_DIGITS))
     if len(long) == 0:
         return True
     try:
@@ -107,25 +189,13 @@ def _integers_fit(integers: pa.Array) -> bool:
 def _numbers_fit(numbers: pa.Array) -> bool:
     """No integer beyond 64 bits and no value beyond a double: only long texts or exponents
     can be either, so only those few are looked at closely."""
-    risky = pc.filter(
-        numbers,
-        pc.or_(
-            pc.greater(pc.utf8_length(numbers), _INT64_SAFE_DIGITS),
-            pc.match_substring(numbers, "e", ignore_case=True),
-        ),
-    )
+    long = pc.greater(pc.binary_length(numbers), _INT64_SAFE_DIGITS)
+    if any_value_contains(numbers, _EXPONENT):
+        long = pc.or_(long, pc.match_substring_regex(numbers, "[eE]"))
+    risky = pc.filter(numbers, long)
     if len(risky) == 0:
         return True
     integers = pc.filter(risky, pc.match_substring_regex(risky, PATTERNS[INTEGER]))
     if not _integers_fit(integers):
         return False
     return bool(pc.all(pc.is_finite(pc.cast(risky, pa.float64()))).as_py())
-
-
-def _valid_dates(values: pa.Array) -> bool:
-    """The calendar check the pattern cannot make (no 30 February)."""
-    try:
-        pc.cast(pc.utf8_slice_codeunits(values, 0, 10), pa.date32())
-    except pa.ArrowInvalid:
-        return False
-    return True

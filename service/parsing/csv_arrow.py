@@ -13,7 +13,7 @@ def internal_names(count: int) -> list[str]:
     return [f"c{index}" for index in range(count)]
 
 
-def read_fast(data: bytes, *, delimiter: str, field_count: int) -> pa.Table | None:
+def read_fast(data: bytes | memoryview, *, delimiter: str, field_count: int) -> pa.Table | None:
     """All records of `data` as string columns, or None if any record needs the slow reader.
 
     Arrow rejects a record with the wrong number of fields and invalid UTF-8, and those are
@@ -24,7 +24,7 @@ def read_fast(data: bytes, *, delimiter: str, field_count: int) -> pa.Table | No
         return pa_csv.read_csv(
             pa.py_buffer(data),
             read_options=pa_csv.ReadOptions(
-                column_names=names, use_threads=True, block_size=ARROW_BLOCK_BYTES
+                column_names=names, use_threads=False, block_size=ARROW_BLOCK_BYTES
             ),
             parse_options=pa_csv.ParseOptions(
                 delimiter=delimiter,

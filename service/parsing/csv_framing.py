@@ -25,15 +25,19 @@ def _quoted_sections(delimiter: str) -> re.Pattern[bytes]:
     return re.compile(rb'(?:[^"]*+' + opening + rb'[^"]*+")*+[^"]*+')
 
 
-def safe_records_end(data: bytes, delimiter: str, *, at_eof: bool) -> int:
-    """Length of the longest prefix of `data` made of whole records whose quotes all pair up.
+def safe_records_end(data: bytes, delimiter: str, *, at_eof: bool, limit: int | None = None) -> int:
+    """Length of the longest prefix of `data[:limit]` made of whole records whose quotes all
+    pair up.
 
-    `data` starts at a record boundary. At the end of the file the last record needs no newline.
+    `data` starts at a record boundary. At the end of the file (`at_eof`, and no `limit` short
+    of the end) the last record needs no newline.
     """
-    if b'"' not in data:
-        return len(data) if at_eof else data.rfind(b"\n") + 1
-    trusted = _quoted_sections(delimiter).match(data).end()  # type: ignore[union-attr]
-    if at_eof and trusted == len(data):
+    size = len(data) if limit is None else min(limit, len(data))
+    at_eof = at_eof and size == len(data)
+    if data.find(b'"', 0, size) < 0:
+        return size if at_eof else data.rfind(b"\n", 0, size) + 1
+    trusted = _quoted_sections(delimiter).match(data, 0, size).end()  # type: ignore[union-attr]
+    if at_eof and trusted == size:
         return trusted
     # Quotes before `trusted` alternate opening and closing, so walking back over them pair by
     # pair visits exactly the stretches outside quotes; the last newline in one ends a record.
@@ -48,9 +52,10 @@ def safe_records_end(data: bytes, delimiter: str, *, at_eof: bool) -> int:
         run_end = data.rfind(b'"', 0, closing)
 
 
-def count_lines(data: bytes) -> int:
-    """Line breaks in `data`: LF, CRLF and a lone CR each end one physical line."""
-    lines = data.count(b"\n")
-    if b"\r" in data:
-        lines += data.count(b"\r") - data.count(b"\r\n")
+def count_lines(data: bytes, end: int | None = None) -> int:
+    """Line breaks in `data[:end]`: LF, CRLF and a lone CR each end one physical line."""
+    end = len(data) if end is None else end
+    lines = data.count(b"\n", 0, end)
+    if data.find(b"\r", 0, end) >= 0:
+        lines += data.count(b"\r", 0, end) - data.count(b"\r\n", 0, end)
     return lines

@@ -17,7 +17,7 @@ from service.parsing.row_errors import RowError, decode_error, field_count_error
 
 
 @dataclass
-class RecordBatch:
+class RecordsRead:
     rows: list[list[str]] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
     consumed: int = 0  # bytes of input taken, always whole records
@@ -58,7 +58,7 @@ def read_records(
     max_records: int | None = None,
     min_bytes: int | None = None,
     check_decoding: bool = True,
-) -> RecordBatch:
+) -> RecordsRead:
     """Reads whole records from `data`, which starts at a record boundary on `first_line`.
 
     Stops at the last complete record (all of them when `at_eof`), after `max_records`
@@ -69,7 +69,7 @@ def read_records(
     text = decode_lossless(data)
     lines = _Lines(text, at_eof)
     reader = csv.reader(lines, delimiter=delimiter, quotechar='"', strict=False)
-    batch = RecordBatch()
+    batch = RecordsRead()
     taken_chars = 0
     taken_lines = 0
     records = 0

@@ -13,7 +13,8 @@ from service.parsing.progress import WRITE, ProgressReporter
 from service.parsing.row_errors import ErrorLog
 from service.parsing.source import DEFAULT_READ_SIZE, ByteSource, TextSource
 
-DEFAULT_CHUNK_SIZE = 4 * 2**20
+# Measured: 2 MiB blocks parse as fast as larger ones and keep less in memory.
+DEFAULT_CHUNK_SIZE = 2 * 2**20
 _WHITESPACE_HEAD_LIMIT = 64 * 2**20
 
 

@@ -19,6 +19,7 @@ _STRUCTURE = re.compile(rb'[\[\]{}"]')
 _STRING_REST = re.compile(rb'(?:[^"\\]++|\\.)*+"', re.DOTALL)
 _SCALAR = re.compile(rb'"(?:[^"\\]++|\\.)*+"|[^,\]\s]++', re.DOTALL)
 _CANDIDATE_TRIES = 8
+_OBJECT_SEPARATOR = re.compile(rb"}[ \t\r\n]*+,[ \t\r\n]*+{")
 
 
 class _State(Enum):
@@ -80,6 +81,13 @@ class JsonArrayReader:
             elif char == b"]" and self._state is _State.FIRST:
                 self._state, position = _State.DONE, position + 1
             else:
+                limit = len(buffer) if window is None else max(window, position + 1)
+                block = _object_block(buffer, position, limit, line)
+                if block is not None:
+                    step.elements.extend(block.elements)
+                    line, counted_to = block.last_line, block.last_start
+                    self._state, position = _State.AFTER, block.end
+                    continue
                 end = _element_end(buffer, position)
                 if end is None:
                     break
@@ -97,6 +105,41 @@ class JsonArrayReader:
         step.consumed = position
         step.lines = line - first_line + buffer.count(b"\n", counted_to, position)
         return step
+
+
+@dataclass
+class _Block:
+    elements: list[tuple[int, bytes]]
+    end: int  # just after the last element
+    last_start: int  # where the last element starts
+    last_line: int  # and its line
+
+
+def _object_block(buffer: bytes, start: int, limit: int, line: int) -> _Block | None:
+    """Many object elements at once, when one orjson call can vouch for their boundaries.
+
+    Every `}, {` between `start` and `limit` is a candidate boundary. If the stretch up to
+    the last one parses as an array of exactly that many objects, each top-level comma is one
+    of the candidates, and there are as many commas as candidates: so all are boundaries.
+    """
+    separators = list(_OBJECT_SEPARATOR.finditer(buffer, start, limit))
+    if not separators:
+        return None
+    end = separators[-1].start() + 1
+    try:
+        values = orjson.loads(b"[" + buffer[start:end] + b"]")
+    except orjson.JSONDecodeError:
+        return None
+    if len(values) != len(separators) or not all(type(value) is dict for value in values):
+        return None
+    elements = []
+    element_start = start
+    for separator in separators:
+        elements.append((line, buffer[element_start : separator.start() + 1]))
+        last_start, last_line = element_start, line
+        element_start = separator.end() - 1
+        line += buffer.count(b"\n", last_start, element_start)
+    return _Block(elements, end, last_start, last_line)
 
 
 def _element_end(buffer: bytes, start: int) -> int | None:

@@ -99,6 +99,12 @@ class JsonSummary:
         stats.nulls += nulls
         stats.kind = merge_kinds(stats.kind, kind)
 
+    def merge(self, later: JsonSummary) -> None:
+        """Adds what a summary of the records after these found."""
+        self.records += later.records
+        for key, stats in later._keys.items():
+            self.add_column(key, stats.kind, stats.present, stats.nulls)
+
     def columns(self) -> list[dict[str, object]]:
         return [
             {"name": key, "type": stats.kind, "nulls": self.records - stats.present + stats.nulls}

@@ -6,73 +6,87 @@ gives one string per record, and the string array's data buffer *is* the NDJSON 
 
 from __future__ import annotations
 
+import re
+
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from service.parsing.arrow_text import value_bytes
 from service.parsing.column_types import BOOLEAN, DATE, DATETIME, INTEGER, NULL, NUMBER
 
-_NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
-_RARE_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
+_NEEDS_ESCAPE_BYTES = re.compile(rb'[\x00-\x1f"\\]')
+_RARE_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 # Backslash first, so the backslashes of the other escapes are not doubled.
-_COMMON_ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
+_COMMON_ESCAPES = tuple(
+    (char, escape, re.compile(re.escape(char.encode())))
+    for char, escape in (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
+)
 _QUOTE = pa.scalar('"')
 
 
-def render_records(columns: list[pa.Array], names: list[str], types: list[str]) -> bytes:
+def render_records(columns: list[pa.Array], names: list[str], types: list[str]) -> memoryview:
     """NDJSON for one batch: key order is column order, empty values are null."""
     if not columns or len(columns[0]) == 0:
-        return b""
-    parts: list[pa.Array | pa.Scalar] = []
+        return memoryview(b"")
+    # Constant text between values (keys, and the quotes of string values that are never
+    # null in this batch) goes into the separators, so each column costs as few passes as
+    # possible and one element-wise join builds every record.
+    parts: list[pa.Array] = []
+    separator = "{"
     for index, (column, name, kind) in enumerate(zip(columns, names, types, strict=True)):
-        key = orjson.dumps(name).decode()
-        parts.append(pa.scalar(("{" if index == 0 else ",") + key + ":"))
-        parts.append(_json_values(column, kind))
-    parts.append(pa.scalar("}\n"))
-    records = pc.binary_join_element_wise(*parts, "")
-    return _concatenated(records)
+        separator += ("," if index else "") + orjson.dumps(name).decode() + ":"
+        values, quoted = _json_values(column, kind)
+        if quoted:
+            separator += '"'
+        parts.extend((pa.scalar(separator), values))
+        separator = '"' if quoted else ""
+    parts.append(pa.scalar(separator + "}\n"))
+    return _concatenated(pc.binary_join_element_wise(*parts, ""))
 
 
-def _json_values(column: pa.Array, kind: str) -> pa.Array:
+def _json_values(column: pa.Array, kind: str) -> tuple[pa.Array, bool]:
+    """The column as JSON value texts, and whether they still need surrounding quotes."""
     if kind == NULL:
-        return pa.repeat(pa.scalar("null"), len(column))
+        return pa.repeat(pa.scalar("null"), len(column)), False
+    empty = pc.equal(column, "")
+    has_nulls = bool(pc.any(empty).as_py())
     if kind in (INTEGER, NUMBER):
         # The type check admitted only JSON number syntax, so the exact text is the value.
-        values = column
+        values, quoted = column, False
     elif kind == BOOLEAN:
-        values = pc.if_else(pc.equal(pc.utf8_lower(column), "true"), "true", "false")
-    elif kind in (DATE, DATETIME):
-        values = _quoted(column)  # their pattern admits nothing that needs escaping
+        values, quoted = pc.if_else(pc.equal(pc.utf8_lower(column), "true"), "true", "false"), False
     else:
-        values = _json_strings(column)
-    empty = pc.equal(column, "")
-    if not pc.any(empty).as_py():
-        return values
-    return pc.if_else(empty, "null", values)
+        # Dates and datetimes: their patterns admit nothing that needs escaping.
+        escaped = column if kind in (DATE, DATETIME) else _escaped(column)
+        if not has_nulls:
+            return escaped, True
+        values, quoted = _quoted(escaped), False
+    if has_nulls:
+        values = pc.if_else(empty, "null", values)
+    return values, quoted
 
 
 def _quoted(column: pa.Array) -> pa.Array:
     return pc.binary_join_element_wise(_QUOTE, column, _QUOTE, "")
 
 
-def _json_strings(column: pa.Array) -> pa.Array:
-    needs_escape = pc.match_substring_regex(column, _NEEDS_ESCAPE)
-    if not pc.any(needs_escape).as_py():
-        return _quoted(column)
-    special = pc.filter(column, needs_escape)
-    if pc.any(pc.match_substring_regex(special, _RARE_CONTROL)).as_py():
-        escaped = pa.array([orjson.dumps(v).decode() for v in special.to_pylist()], pa.string())
-    else:
-        for char, escape in _COMMON_ESCAPES:
-            special = pc.replace_substring(special, char, escape)
-        escaped = _quoted(special)
-    return pc.replace_with_mask(_quoted(column), needs_escape, escaped)
+def _escaped(column: pa.Array) -> pa.Array:
+    """String contents escaped for JSON (without the surrounding quotes)."""
+    views = value_bytes(column)
+    if not any(_NEEDS_ESCAPE_BYTES.search(view) for view in views):
+        return column
+    if any(_RARE_CONTROL_BYTES.search(view) for view in views):
+        return pa.array([orjson.dumps(v).decode()[1:-1] for v in column.to_pylist()], pa.string())
+    for char, escape, present in _COMMON_ESCAPES:
+        if any(present.search(view) for view in views):
+            column = pc.replace_substring(column, char, escape)
+    return column
 
 
-def _concatenated(strings: pa.Array) -> bytes:
-    if isinstance(strings, pa.ChunkedArray):
-        return b"".join(_concatenated(chunk) for chunk in strings.chunks)
-    _, offsets_buffer, data = strings.buffers()
-    offsets = memoryview(offsets_buffer).cast("i")  # int32 offsets of a (non-large) string array
-    start, end = offsets[strings.offset], offsets[strings.offset + len(strings)]
-    return memoryview(data)[start:end].tobytes()
+def _concatenated(strings: pa.Array | pa.ChunkedArray) -> memoryview:
+    """The values of a string array back to back: a view of its data buffer, no copy."""
+    views = value_bytes(strings)
+    if len(views) == 1:
+        return views[0]
+    return memoryview(b"".join(views))

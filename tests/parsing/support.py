@@ -1,0 +1,61 @@
+"""Running parse_file on hand-made bytes and reading back what it wrote."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from service.parsing import ParseOptions, ParseProgress, ParseResult, parse_file
+
+
+@dataclass
+class Outcome:
+    result: ParseResult
+    records: list[dict[str, object]]
+    errors: list[dict[str, object]]
+    progress: list[ParseProgress] = field(default_factory=list)
+    result_text: str = ""
+
+    @property
+    def columns(self) -> dict[str, str]:
+        return {str(column["name"]): str(column["type"]) for column in self.result.columns}
+
+
+async def parse_bytes(
+    directory: Path,
+    data: bytes,
+    *,
+    chunk_size: int | None = None,
+    **options: object,
+) -> Outcome:
+    """Parses `data` as an upload; options are ParseOptions fields (filename defaults to none)."""
+    source = directory / "upload.bin"
+    source.write_bytes(data)
+    result_path = directory / "result.ndjson"
+    errors_path = directory / "errors.ndjson"
+    seen: list[ParseProgress] = []
+
+    async def on_progress(progress: ParseProgress) -> None:
+        seen.append(progress)
+
+    extra = {} if chunk_size is None else {"chunk_size": chunk_size}
+    result = await parse_file(
+        source,
+        result_path,
+        errors_path,
+        ParseOptions(**options),  # type: ignore[arg-type]
+        on_progress,
+        **extra,
+    )
+    text = result_path.read_text(encoding="utf-8")
+    # The standard library keeps integers of any size exactly; only "\n" separates records.
+    records = [json.loads(line) for line in text.split("\n") if line]
+    errors = [
+        json.loads(line) for line in errors_path.read_text(encoding="utf-8").split("\n") if line
+    ]
+    return Outcome(result, records, errors, seen, text)
+
+
+def csv_bytes(*lines: str, newline: str = "\n") -> bytes:
+    return "".join(line + newline for line in lines).encode("utf-8")

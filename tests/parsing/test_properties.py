@@ -1,0 +1,215 @@
+"""Property tests: what csv.writer writes comes back, the fast path agrees with Python's csv,
+and the vectorised type check agrees with a plain Python one."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import re
+import tempfile
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from service.parsing import ParseFailure
+from service.parsing.column_types import ColumnProfile, profile_batch
+from tests.parsing.support import Outcome, parse_bytes
+
+SETTINGS = settings(
+    max_examples=80,
+    deadline=None,
+    database=None,  # no .hypothesis directory in the repo
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+def run(data: bytes, **options: object) -> Outcome:
+    with tempfile.TemporaryDirectory() as directory:
+        return asyncio.run(parse_bytes(Path(directory), data, **options))
+
+
+def as_text_values(outcome: Outcome) -> list[list[object]]:
+    """Records with numbers as their exact text, booleans as written by the parser."""
+    rows = []
+    for line in outcome.result_text.split("\n"):
+        if line:
+            record = json.loads(line, parse_int=str, parse_float=str)
+            rows.append(list(record.values()))
+    return rows
+
+
+def expected_values(rows: list[list[str]], types: list[str]) -> list[list[object]]:
+    def convert(value: str, kind: str) -> object:
+        if value == "":
+            return None
+        if kind == "boolean":
+            return value.lower() == "true"
+        return value
+
+    return [[convert(v, k) for v, k in zip(row, types, strict=True)] for row in rows]
+
+
+# A bare CR is left out: csv.writer does not quote it when the line ends are LF only, so its
+# own reader would not read such a table back either.
+cell = st.lists(st.sampled_from([*"ab1.-\"',;|\t \nxé€\\", "\r\n"]), max_size=8).map("".join)
+dialects = st.fixed_dictionaries(
+    {
+        "delimiter": st.sampled_from([",", ";", "\t", "|"]),
+        "lineterminator": st.sampled_from(["\n", "\r\n"]),
+        "quoting": st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]),
+    }
+)
+
+
+@SETTINGS
+@given(
+    dialect=dialects,
+    width=st.integers(1, 5),
+    data=st.data(),
+    chunk_size=st.sampled_from([None, 1, 7, 50]),
+)
+def test_csv_writer_tables_come_back(
+    dialect: dict[str, object], width: int, data: st.DataObject, chunk_size: int | None
+) -> None:
+    rows = data.draw(st.lists(st.lists(cell, min_size=width, max_size=width), max_size=12))
+    header = [f"h{i}" for i in range(width)]
+    buffer = io.StringIO()
+    csv.writer(buffer, **dialect).writerows([header, *rows])  # type: ignore[arg-type]
+    outcome = run(buffer.getvalue().encode(), delimiter=dialect["delimiter"], chunk_size=chunk_size)
+    types = [str(column["type"]) for column in outcome.result.columns]
+    assert outcome.errors == []
+    assert as_text_values(outcome) == expected_values(rows, types)
+
+
+messy = st.text(alphabet=st.sampled_from(list('a1,"\n\r ;')), min_size=1, max_size=160)
+
+
+@SETTINGS
+@given(text=messy, chunk_size=st.sampled_from([None, 1, 5, 23]))
+def test_any_text_parses_as_pythons_csv_reads_it(text: str, chunk_size: int | None) -> None:
+    """Records, row errors and their line numbers match Python's csv on arbitrary input."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=",")
+    records: list[tuple[int, list[str]]] = []
+    previous_line = 0
+    for row in reader:
+        if row:
+            records.append((previous_line + 1, row))
+        previous_line = reader.line_num
+    try:
+        outcome = run(text.encode(), delimiter=",", chunk_size=chunk_size)
+    except ParseFailure as failure:
+        assert failure.code == "empty_file"
+        assert not text.strip()
+        return
+    width = len(records[0][1])
+    good = [row for _, row in records[1:] if len(row) == width]
+    bad_lines = [line for line, row in records[1:] if len(row) != width]
+    types = [str(column["type"]) for column in outcome.result.columns]
+    assert as_text_values(outcome) == expected_values(good, types)
+    assert [error["line"] for error in outcome.errors] == bad_lines
+    assert all(error["type"] == "field_count" for error in outcome.errors)
+
+
+def reference_type(values: list[str]) -> str:
+    present = [v for v in values if v != ""]
+    if not present:
+        return "null"
+
+    def every(test: object) -> bool:
+        return all(test(v) for v in present)  # type: ignore[operator]
+
+    def is_int(v: str) -> bool:
+        return re.fullmatch(r"-?(0|[1-9][0-9]*)", v) is not None and -(2**63) <= int(v) < 2**63
+
+    def is_number(v: str) -> bool:
+        if re.fullmatch(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?", v) is None:
+            return False
+        if re.fullmatch(r"-?[0-9]+", v) and not is_int(v):
+            return False
+        return float(v) not in (float("inf"), float("-inf"))
+
+    def is_date(v: str) -> bool:
+        if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", v[:10]) is None:
+            return False
+        try:
+            date.fromisoformat(v[:10])
+        except ValueError:
+            return False
+        return True
+
+    time = (
+        r"([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]+)?)?"
+        r"(Z|[+-]([01][0-9]|2[0-3])(:?[0-5][0-9])?)?"
+    )
+    if every(lambda v: v.lower() in ("true", "false")):
+        return "boolean"
+    if every(is_int):
+        return "integer"
+    if every(is_number):
+        return "number"
+    if every(lambda v: len(v) == 10 and is_date(v)):
+        return "date"
+    if every(lambda v: is_date(v) and re.fullmatch("[T ]" + time, v[10:]) is not None):
+        return "datetime"
+    return "string"
+
+
+typed_value = st.one_of(
+    st.just(""),
+    st.sampled_from(["true", "FALSE", "True", "yes", "007", "0", "-0", "1e400", "+1", ".5"]),
+    st.integers(-(2**64), 2**64).map(str),
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.dates().map(lambda d: d.isoformat()),
+    st.datetimes().map(lambda d: d.isoformat(sep="T")),
+    st.datetimes().map(lambda d: d.isoformat(sep=" ", timespec="minutes") + "Z"),
+    st.sampled_from(["2024-02-30", "2024-01-01T24:00", "2024-01-01 10:00Z", "2024-1-1"]),
+    st.text(max_size=4),
+)
+
+
+@SETTINGS
+@given(st.lists(st.lists(typed_value, max_size=20), min_size=1, max_size=3))
+def test_vectorised_types_match_a_plain_python_check(batches: list[list[str]]) -> None:
+    # All values of a column often share a family, which is when the interesting rules bite.
+    profile = ColumnProfile("v")
+    for batch in batches:
+        profile_batch([profile], [pa.array(batch, pa.string())])
+    assert profile.type == reference_type([v for batch in batches for v in batch])
+
+
+json_text = st.text(alphabet=st.sampled_from(list('ab{}[],:" \n\\é')), max_size=6)
+json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-(2**66), 2**66), json_text)
+json_value = st.recursive(
+    json_leaf,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(json_text, inner, max_size=3),
+    max_leaves=8,
+)
+array_element = st.one_of(
+    st.dictionaries(st.sampled_from(["id", "x", "}, {"]), json_value, max_size=3),
+    json_leaf,
+)
+
+
+@SETTINGS
+@given(
+    elements=st.lists(array_element, max_size=12),
+    indent=st.sampled_from([None, 1]),
+    chunk_size=st.sampled_from([None, 1, 13, 64]),
+)
+def test_json_arrays_come_back_element_by_element(
+    elements: list[object], indent: int | None, chunk_size: int | None
+) -> None:
+    text = json.dumps(elements, indent=indent, ensure_ascii=False)
+    outcome = run(text.encode(), chunk_size=chunk_size)
+    assert outcome.records == [e for e in elements if isinstance(e, dict)]
+    lines = text.split("\n")
+    not_objects = [e for e in elements if not isinstance(e, dict)]
+    assert [error["type"] for error in outcome.errors] == ["not_object"] * len(not_objects)
+    for error, element in zip(outcome.errors, not_objects, strict=True):
+        line = lines[error["line"] - 1]
+        assert json.dumps(element, ensure_ascii=False) in line
