@@ -31,4 +31,4 @@ async def delete(runtime: Runtime, job_id: str, owner: str) -> None:
         await runner.cancel(session, job, retention)
         await session.delete(job)
     runtime.changes.notify(job_id)
-    await remove_job_files(job_paths(runtime.settings.jobs_dir, job_id))
+    await remove_job_files(job_paths(runtime.settings.data_dir, job_id))

@@ -20,6 +20,7 @@ from service.executors import create_executor
 from service.logs import RequestLogMiddleware, configure_logging
 from service.metrics import Metrics
 from service.runtime import Runtime
+from service.storage import make_data_dirs
 from service.watch import JobChanges
 
 logger = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ logger = logging.getLogger(__name__)
 async def run_service(config: Settings) -> AsyncIterator[Runtime]:
     """Open the database, start the executor and the sweeper; undo it all on exit."""
     configure_logging(config.log_level)
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    make_data_dirs(config.data_dir)
     engine = create_engine(config.sqlalchemy_url)
     sessions = session_factory(engine)
     runtime: Runtime | None = None

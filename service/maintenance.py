@@ -42,7 +42,7 @@ async def expire_jobs(settings: Settings, sessions: runner.Sessions) -> int:
             for job in expired:
                 await session.delete(job)
         for job in expired:
-            await remove_job_files(job_paths(settings.jobs_dir, job.id))
+            await remove_job_files(job_paths(settings.data_dir, job.id))
         removed += len(expired)
         if len(expired) < SWEEP_BATCH:
             return removed
@@ -56,10 +56,21 @@ def _stale_entries(directory: Path, now: float) -> list[Path]:
     ]
 
 
+def _remove_path(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
 async def remove_orphans(settings: Settings, sessions: runner.Sessions) -> int:
-    """Remove job directories with no job row, and uploads abandoned mid-stream."""
+    """Remove uploads and job directories that have no job row, and abandoned partial uploads."""
     now = time.time()
-    candidates = await asyncio.to_thread(_stale_entries, settings.jobs_dir, now)
+    candidates = [
+        path
+        for folder in ("uploads", "jobs")
+        for path in await asyncio.to_thread(_stale_entries, settings.data_dir / folder, now)
+    ]
     removed = 0
     for chunk_start in range(0, len(candidates), SWEEP_BATCH):
         chunk = candidates[chunk_start : chunk_start + SWEEP_BATCH]
@@ -73,7 +84,7 @@ async def remove_orphans(settings: Settings, sessions: runner.Sessions) -> int:
             )
         for path in chunk:
             if path.name not in known:
-                await asyncio.to_thread(shutil.rmtree, path, True)
+                await asyncio.to_thread(_remove_path, path)
                 removed += 1
     for part in await asyncio.to_thread(_stale_entries, settings.data_dir / "incoming", now):
         await asyncio.to_thread(part.unlink, True)

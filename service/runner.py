@@ -227,6 +227,11 @@ def _remove_partials(paths: JobPaths) -> None:
         path.unlink(missing_ok=True)
 
 
+def _prepare_output(paths: JobPaths) -> None:
+    paths.root.mkdir(parents=True, exist_ok=True)
+    _remove_partials(paths)
+
+
 def _publish(paths: JobPaths) -> None:
     """Make the finished output durable, then rename it into place: whole or absent."""
     if not paths.errors_partial.exists():
@@ -251,8 +256,8 @@ async def execute(job_id: str, settings: Settings, sessions: Sessions) -> None:
         message = f"The job was interrupted {MAX_ATTEMPTS} times."
         await _fail(sessions, job_id, retention, "internal_error", message)
         return
-    paths = job_paths(settings.jobs_dir, job_id)
-    await asyncio.to_thread(_remove_partials, paths)
+    paths = job_paths(settings.data_dir, job_id)
+    await asyncio.to_thread(_prepare_output, paths)
     logger.info("job started", extra={**log, "attempt": job.attempts, "size": job.file_size})
     reporter = ProgressReporter(sessions, job_id, settings.progress_interval_s)
     started = time.monotonic()

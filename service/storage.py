@@ -1,9 +1,10 @@
-"""Files on disk: streamed uploads (temp file, fsync, rename) and each job's directory.
+"""Files on disk: streamed uploads (temp file, fsync, rename) and each job's output.
 
 Layout under the data dir:
     incoming/<random>.part     an upload still arriving
-    jobs/<job id>/upload       the stored upload, exactly as sent
-    jobs/<job id>/result.ndjson, errors.ndjson   parse output, renamed into place when whole
+    uploads/<job id>           the stored upload, exactly as sent
+    jobs/<job id>/             parse output: result.ndjson and errors.ndjson, renamed into
+                               place when whole (`*.part` while being written)
 """
 
 from __future__ import annotations
@@ -24,17 +25,18 @@ from aiofiles.threadpool.binary import AsyncBufferedIOBase
 from service.errors import PayloadTooLarge
 
 WRITE_BUFFER_BYTES = 1024 * 1024
+# Start writeback every so often during a large upload, so the final fsync is short.
+SYNC_EVERY_BYTES = 64 * 1024 * 1024
+# Hashing less than this on the event loop is cheaper than a trip to a thread.
+INLINE_HASH_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
 class JobPaths:
     """Where one job's files live."""
 
+    upload: Path
     root: Path
-
-    @property
-    def upload(self) -> Path:
-        return self.root / "upload"
 
     @property
     def result(self) -> Path:
@@ -53,8 +55,13 @@ class JobPaths:
         return self.root / "errors.ndjson.part"
 
 
-def job_paths(jobs_dir: Path, job_id: str) -> JobPaths:
-    return JobPaths(jobs_dir / job_id)
+def job_paths(data_dir: Path, job_id: str) -> JobPaths:
+    return JobPaths(upload=data_dir / "uploads" / job_id, root=data_dir / "jobs" / job_id)
+
+
+def make_data_dirs(data_dir: Path) -> None:
+    for name in ("incoming", "uploads", "jobs"):
+        (data_dir / name).mkdir(parents=True, exist_ok=True)
 
 
 @dataclass(frozen=True)
@@ -66,8 +73,11 @@ class StoredFile:
 class UploadWriter:
     """Streams an upload to a temporary file, counting size and sha-256 as bytes arrive.
 
-    Writes are coalesced into ~1 MiB blocks. `commit` makes the file durable and moves it
-    into place; leaving the block without committing deletes the partial file.
+    Bytes are gathered into ~1 MiB blocks; one block is written and hashed in threads while
+    the next one arrives, so receiving and writing overlap and memory stays bounded. An upload
+    that ends before its first block is full is stored with a single trip to a thread.
+    `commit` makes the file durable and moves it into place; leaving the `async with` block
+    without committing deletes the partial file.
     """
 
     def __init__(self, incoming_dir: Path, max_bytes: int) -> None:
@@ -75,13 +85,16 @@ class UploadWriter:
         self._max_bytes = max_bytes
         self._hash = hashlib.sha256()
         self._size = 0
-        self._buffer = bytearray()
+        self._pending: list[bytes] = []
+        self._pending_size = 0
         self._file: AsyncBufferedIOBase | None = None
+        self._writing: asyncio.Future[None] | None = None
+        self._syncing: asyncio.Future[None] | None = None
+        self._unsynced = 0
+        self._stored: StoredFile | None = None
         self._committed = False
 
     async def __aenter__(self) -> UploadWriter:
-        await aiofiles.os.makedirs(self._path.parent, exist_ok=True)
-        self._file = await aiofiles.open(self._path, "wb")
         return self
 
     async def __aexit__(
@@ -90,6 +103,8 @@ class UploadWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        background = [task for task in (self._writing, self._syncing) if task is not None]
+        await asyncio.gather(*background, return_exceptions=True)
         if self._file is not None:
             await self._file.close()
         if not self._committed:
@@ -100,41 +115,88 @@ class UploadWriter:
         return self._size
 
     async def write(self, chunk: bytes) -> None:
+        assert self._stored is None, "write after digest"
         self._size += len(chunk)
         if self._size > self._max_bytes:
             raise PayloadTooLarge(f"The upload is larger than {self._max_bytes} bytes.")
-        self._buffer += chunk
-        if len(self._buffer) >= WRITE_BUFFER_BYTES:
-            await self._flush()
+        self._pending.append(chunk)
+        self._pending_size += len(chunk)
+        if self._pending_size >= WRITE_BUFFER_BYTES:
+            await self._start_block()
 
-    async def _flush(self) -> None:
-        if not self._buffer or self._file is None:
-            return
-        block = bytes(self._buffer)
-        self._buffer.clear()
-        # hashlib and file writes both release the GIL: hash in a worker thread
-        # while aiofiles writes, so neither holds the event loop.
-        await asyncio.gather(self._file.write(block), asyncio.to_thread(self._hash.update, block))
+    def _take_pending(self) -> bytes:
+        block = b"".join(self._pending)
+        self._pending.clear()
+        self._pending_size = 0
+        return block
+
+    async def _start_block(self) -> None:
+        block = self._take_pending()
+        if self._writing is not None:
+            await self._writing
+        if self._file is None:
+            self._file = await aiofiles.open(self._path, "wb")
+        self._writing = asyncio.ensure_future(self._write_block(self._file, block))
+
+    async def _write_block(self, file: AsyncBufferedIOBase, block: bytes) -> None:
+        # hashlib and file writes both release the GIL: they run side by side in threads.
+        await asyncio.gather(file.write(block), asyncio.to_thread(self._hash.update, block))
+        self._unsynced += len(block)
+        if self._unsynced >= SYNC_EVERY_BYTES and (self._syncing is None or self._syncing.done()):
+            self._unsynced = 0
+            self._syncing = asyncio.ensure_future(asyncio.to_thread(os.fdatasync, file.fileno()))
+
+    async def _drain(self) -> None:
+        if self._file is not None and self._pending:
+            await self._start_block()
+        if self._writing is not None:
+            await self._writing
+        if self._syncing is not None:
+            await self._syncing
 
     async def digest(self) -> StoredFile:
-        """Size and sha-256 of everything written so far."""
-        await self._flush()
-        return StoredFile(size=self._size, sha256=self._hash.hexdigest())
+        """Size and sha-256 of the whole upload; call once every byte has been written."""
+        if self._stored is not None:
+            return self._stored
+        if self._file is None:
+            block = self._take_pending()
+            if len(block) > INLINE_HASH_BYTES:
+                await asyncio.to_thread(self._hash.update, block)
+            else:
+                self._hash.update(block)
+            self._pending = [block]
+            self._pending_size = len(block)
+        else:
+            await self._drain()
+        self._stored = StoredFile(size=self._size, sha256=self._hash.hexdigest())
+        return self._stored
 
     async def commit(self, destination: Path) -> StoredFile:
-        """Flush, fsync and rename into `destination`; durable when this returns."""
-        assert self._file is not None
-        await self._flush()
-        await self._file.flush()
-        await asyncio.to_thread(os.fsync, self._file.fileno())
-        await self._file.close()
-        self._file = None
-        await aiofiles.os.makedirs(destination.parent, exist_ok=True)
-        await aiofiles.os.replace(self._path, destination)
-        await asyncio.to_thread(fsync_dir, destination.parent)
-        await asyncio.to_thread(fsync_dir, destination.parent.parent)
+        """Make the upload durable at `destination`: fsync, rename, fsync the directory."""
+        stored = await self.digest()
+        if self._file is None:
+            await asyncio.to_thread(_store_whole, self._take_pending(), self._path, destination)
+        else:
+            await self._file.flush()
+            await asyncio.to_thread(os.fsync, self._file.fileno())
+            await self._file.close()
+            self._file = None
+            await asyncio.to_thread(_rename_durably, self._path, destination)
         self._committed = True
-        return StoredFile(size=self._size, sha256=self._hash.hexdigest())
+        return stored
+
+
+def _store_whole(data: bytes, temp: Path, destination: Path) -> None:
+    with open(temp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    _rename_durably(temp, destination)
+
+
+def _rename_durably(source: Path, destination: Path) -> None:
+    os.replace(source, destination)
+    fsync_dir(destination.parent)
 
 
 def fsync_dir(path: Path) -> None:
@@ -159,7 +221,8 @@ async def _unlink_quietly(path: Path) -> None:
 
 
 async def remove_job_files(paths: JobPaths) -> None:
-    """Delete a job's directory and everything in it."""
+    """Delete a job's upload and its output directory."""
+    await _unlink_quietly(paths.upload)
     await asyncio.to_thread(shutil.rmtree, paths.root, True)
 
 

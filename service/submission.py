@@ -136,7 +136,7 @@ async def _store(
 ) -> Job:
     settings = runtime.settings
     job_id = jobs.new_job_id()
-    paths = job_paths(settings.jobs_dir, job_id)
+    paths = job_paths(settings.data_dir, job_id)
     upload = await receive(
         request,
         media_type=media_type,

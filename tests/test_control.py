@@ -41,11 +41,12 @@ async def test_cancel_is_idempotent_and_409_once_finished(client: httpx.AsyncCli
 async def test_delete_removes_job_and_files(client: httpx.AsyncClient, settings: Settings) -> None:
     job_id = (await _submit(client)).json()["id"]
     await wait_for_job(client, job_id)
-    assert (settings.jobs_dir / job_id / "result.ndjson").exists()
+    assert (settings.data_dir / "jobs" / job_id / "result.ndjson").exists()
     response = await client.delete(f"/jobs/{job_id}")
     assert response.status_code == 204
     assert_problem(await client.get(f"/jobs/{job_id}"), 404)
-    assert not (settings.jobs_dir / job_id).exists()
+    assert not (settings.data_dir / "jobs" / job_id).exists()
+    assert not (settings.data_dir / "uploads" / job_id).exists()
     assert_problem(await client.delete(f"/jobs/{job_id}"), 404)
 
 
@@ -160,7 +161,7 @@ async def test_digest_mismatch_is_400_and_keeps_nothing(
     assert_problem(multipart_digest, 400)
     assert len((await client.get("/jobs")).json()["items"]) == 1
     assert list((settings.data_dir / "incoming").iterdir()) == []
-    assert len(list(settings.jobs_dir.iterdir())) == 1
+    assert len(list((settings.data_dir / "uploads").iterdir())) == 1
 
 
 async def test_full_queue_is_503_before_the_body_is_read(data_dir: Path) -> None:
@@ -184,7 +185,7 @@ async def test_full_queue_is_503_before_the_body_is_read(data_dir: Path) -> None
             assert int(response.headers["retry-after"]) > 0
             assert "queue" in problem["detail"]
     assert not any((data_dir / "incoming").glob("*"))
-    assert len(list((data_dir / "jobs").glob("*"))) == 0
+    assert not any((data_dir / "uploads").glob("*"))
 
 
 async def test_low_disk_is_507(data_dir: Path) -> None:

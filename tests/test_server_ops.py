@@ -135,11 +135,17 @@ def test_sigterm_lets_a_running_job_finish_within_the_grace_period(data: Path) -
 
 
 def test_retention_sweep_removes_expired_jobs_and_orphans(data: Path) -> None:
-    orphan = data / "jobs" / str(uuid.uuid4())
-    orphan.mkdir(parents=True)
-    (orphan / "upload").write_bytes(b"left behind by a crash")
+    orphan_id = str(uuid.uuid4())
+    orphan_output = data / "jobs" / orphan_id
+    orphan_output.mkdir(parents=True)
+    orphan_upload = data / "uploads" / orphan_id
+    orphan_upload.parent.mkdir()
+    orphan_upload.write_bytes(b"left behind by a crash")
+    fresh_upload = data / "uploads" / str(uuid.uuid4())
+    fresh_upload.write_bytes(b"may belong to an upload being recorded right now")
     two_hours_ago = time.time() - 7200
-    os.utime(orphan, (two_hours_ago, two_hours_ago))
+    for orphan in (orphan_output, orphan_upload):
+        os.utime(orphan, (two_hours_ago, two_hours_ago))
     server = ServiceProcess(
         data, INGEST_RETENTION_HOURS="0.0005", INGEST_SWEEP_INTERVAL_S="0.2"
     ).start()
@@ -149,8 +155,11 @@ def test_retention_sweep_removes_expired_jobs_and_orphans(data: Path) -> None:
             job_id = response.json()["id"]
             wait_until(lambda: client.get(f"/jobs/{job_id}").status_code == 404, timeout=30)
             assert not (data / "jobs" / job_id).exists()
+            assert not (data / "uploads" / job_id).exists()
             assert client.get("/jobs").json()["items"] == []
-        assert not orphan.exists()
+        assert not orphan_output.exists()
+        assert not orphan_upload.exists()
+        assert fresh_upload.exists()
     finally:
         server.stop()
 

@@ -133,7 +133,7 @@ def test_client_disconnect_mid_upload_leaves_no_file_and_no_job(server: ServiceP
     wait_until(lambda: not any(incoming.iterdir()))
     with httpx.Client(base_url=server.url) as client:
         assert client.get("/jobs").json()["items"] == []
-    assert not (server.data_dir / "jobs").exists() or not any((server.data_dir / "jobs").iterdir())
+    assert not any((server.data_dir / "uploads").iterdir())
 
 
 def test_kill_9_while_running_and_queued_then_restart_finishes_every_job(tmp_path: Path) -> None:

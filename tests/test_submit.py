@@ -62,7 +62,7 @@ async def test_multipart_upload_is_accepted_parsed_and_downloadable(
         {"order_id": 2, "customer": "grace", "amount": 12},
         {"order_id": 3, "customer": "linus", "amount": None},
     ]
-    stored = settings.jobs_dir / job["id"] / "upload"
+    stored = settings.data_dir / "uploads" / job["id"]
     assert stored.read_bytes() == ORDERS_CSV
 
 
@@ -109,7 +109,7 @@ async def test_gzip_content_encoding_is_stored_as_sent(
     )
     assert response.status_code == 202, response.text
     job = response.json()
-    assert (settings.jobs_dir / job["id"] / "upload").read_bytes() == body
+    assert (settings.data_dir / "uploads" / job["id"]).read_bytes() == body
     done = await wait_for_job(client, job["id"])
     assert done["status"] == "succeeded", done
     assert done["result"]["rows"] == 3
@@ -222,7 +222,7 @@ async def test_declared_length_over_limit_is_413_before_reading(data_dir: Path) 
         assert_problem(response, 413)
         assert (await client.get("/jobs")).json()["items"] == []
     assert list((data_dir / "incoming").iterdir()) == []
-    assert not (data_dir / "jobs").exists() or list((data_dir / "jobs").iterdir()) == []
+    assert list((data_dir / "uploads").iterdir()) == []
 
 
 async def test_unknown_and_malformed_job_ids_are_404(client: httpx.AsyncClient) -> None:

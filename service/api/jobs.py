@@ -210,7 +210,7 @@ async def get_result(job_id: str, runtime: RuntimeDep, owner: OwnerDep) -> FileR
         job = await jobs.find_job(session, job_id, owner)
     if job.status is not JobStatus.succeeded:
         raise Conflict(f"The job is {job.status.value}; the result exists once it has succeeded.")
-    path = job_paths(runtime.settings.jobs_dir, job.id).result
+    path = job_paths(runtime.settings.data_dir, job.id).result
     return FileResponse(path, media_type="application/x-ndjson", filename=f"{job.id}.ndjson")
 
 
@@ -225,7 +225,7 @@ async def get_row_errors(
     """Row-level errors in file order (the first INGEST_MAX_ERRORS_STORED are kept)."""
     async with runtime.sessions() as session:
         job = await jobs.find_job(session, job_id, owner)
-    path = job_paths(runtime.settings.jobs_dir, job.id).errors
+    path = job_paths(runtime.settings.data_dir, job.id).errors
     items, next_cursor = await jobs.read_row_errors(path, limit=limit, cursor=cursor)
     return RowErrorPage(
         total=job.rows_failed,
