@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -37,24 +37,42 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL lets readers (status polls) run while a worker writes progress;
-    # synchronous=FULL makes every commit durable before a 202 is sent.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+def _sqlite_pragmas(synchronous: str) -> Callable[[Any, Any], None]:
+    def apply(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        # WAL lets readers (status polls) run while a worker writes progress.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return apply
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """An asyncio engine for `url`, with SQLite tuned for concurrent readers and writers."""
+def create_engine(url: str, *, durable: bool = True) -> AsyncEngine:
+    """An asyncio engine for `url`, with SQLite tuned for concurrent readers and writers.
+
+    `durable` commits are on disk when they return (SQLite `synchronous=FULL`): the API uses
+    them, since a 202 promises the job survives a power cut. Workers use `durable=False`
+    (`synchronous=NORMAL`, still safe against a crash of the process): losing their last
+    progress or state change to a power cut only makes a job run again.
+    """
     if is_sqlite(url):
         engine = create_async_engine(async_url(url), pool_size=8, max_overflow=8)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        synchronous = "FULL" if durable else "NORMAL"
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas(synchronous))
         return engine
-    return create_async_engine(async_url(url), pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_async_engine(async_url(url), pool_pre_ping=True, pool_size=10, max_overflow=20)
+    if not durable:
+        event.listen(engine.sync_engine, "connect", _postgres_relaxed_commits)
+    return engine
+
+
+def _postgres_relaxed_commits(dbapi_connection: Any, _record: Any) -> None:
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit TO off")
+    dbapi_connection.commit()
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

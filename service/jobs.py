@@ -32,8 +32,7 @@ def is_job_id(value: str) -> bool:
         return False
 
 
-async def create_job(
-    session: AsyncSession,
+def new_job(
     *,
     job_id: str,
     owner: str,
@@ -41,8 +40,9 @@ async def create_job(
     retention: timedelta,
     idempotency_key: str | None = None,
 ) -> Job:
+    """The row of a job just accepted: queued, with its stored upload described."""
     now = utcnow()
-    job = Job(
+    return Job(
         id=job_id,
         owner=owner,
         idempotency_key=idempotency_key,
@@ -57,9 +57,6 @@ async def create_job(
         content_encoding=upload.content_encoding,
         options=upload.options.model_dump(),
     )
-    session.add(job)
-    await session.flush()
-    return job
 
 
 async def find_job(session: AsyncSession, job_id: str, owner: str) -> Job:

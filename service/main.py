@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service import maintenance, runner
+from service.admission import Admission
 from service.api import events, health
 from service.api import jobs as job_routes
 from service.config import Settings, get_settings
@@ -19,6 +20,7 @@ from service.errors import install_error_handlers
 from service.executors import create_executor
 from service.logs import RequestLogMiddleware, configure_logging
 from service.metrics import Metrics
+from service.recorder import JobRecorder
 from service.runtime import Runtime
 from service.storage import make_data_dirs
 from service.watch import JobChanges
@@ -40,7 +42,16 @@ async def run_service(config: Settings) -> AsyncIterator[Runtime]:
             await runtime.job_done(job_id)
 
     executor = create_executor(config, sessions, job_done)
-    runtime = Runtime(config, engine, sessions, executor, JobChanges(), Metrics())
+    runtime = Runtime(
+        config,
+        engine,
+        sessions,
+        executor,
+        JobChanges(),
+        Metrics(),
+        Admission(config, sessions),
+        JobRecorder(sessions),
+    )
     await executor.start()
     if config.executor == "inprocess":
         pending = await runner.requeue_interrupted(sessions)
@@ -55,7 +66,7 @@ async def run_service(config: Settings) -> AsyncIterator[Runtime]:
     try:
         yield runtime
     finally:
-        runtime.accepting = False
+        runtime.admission.accepting = False
         sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper

@@ -6,10 +6,12 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.admission import Admission
 from service.config import Settings
 from service.executors import Executor
 from service.metrics import Metrics
 from service.models import Job, JobStatus
+from service.recorder import JobRecorder
 from service.runner import Sessions
 from service.watch import JobChanges
 
@@ -22,7 +24,8 @@ class Runtime:
     executor: Executor
     changes: JobChanges
     metrics: Metrics
-    accepting: bool = True
+    admission: Admission
+    recorder: JobRecorder
     uploads_in_flight: set[tuple[str, str]] = field(default_factory=set)
 
     async def job_done(self, job_id: str) -> None:

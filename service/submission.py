@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -12,22 +11,18 @@ from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 
 from service import jobs
-from service.db import transaction
 from service.digests import expected_sha256
 from service.errors import (
     BadRequest,
     Conflict,
-    InsufficientStorage,
     ProblemError,
-    ServiceUnavailable,
     UnprocessableContent,
 )
 from service.intake import Format, check_declared_size, check_media_type, receive
 from service.models import Job
 from service.runtime import Runtime
-from service.storage import free_bytes, job_paths, remove_job_files
+from service.storage import job_paths, remove_job_files
 
-RETRY_AFTER_BUSY_S = 5
 MAX_IDEMPOTENCY_KEY_CHARS = 255
 
 
@@ -52,27 +47,6 @@ class SubmitQuery(BaseModel):
         return {name: value for name, value in given.items() if value is not None}
 
 
-async def check_capacity(runtime: Runtime, declared: int | None) -> None:
-    """503 when the queue is full, 507 when the disk is low: before reading the body."""
-    settings = runtime.settings
-    if not runtime.accepting:
-        raise ServiceUnavailable(
-            "The service is shutting down.", headers={"Retry-After": str(RETRY_AFTER_BUSY_S)}
-        )
-    async with runtime.sessions() as session:
-        waiting = await jobs.count_waiting(session)
-    if waiting >= settings.max_queued_jobs:
-        raise ServiceUnavailable(
-            f"The queue is full ({waiting} jobs waiting); try again later.",
-            headers={"Retry-After": str(RETRY_AFTER_BUSY_S)},
-        )
-    free = await asyncio.to_thread(free_bytes, settings.data_dir)
-    if free - (declared or 0) < settings.min_free_bytes:
-        raise InsufficientStorage(
-            f"Not enough free disk space to accept the upload ({free} bytes free)."
-        )
-
-
 @dataclass
 class Submitted:
     job: Job
@@ -95,7 +69,7 @@ async def _submit(request: Request, runtime: Runtime, owner: str, query: SubmitQ
     expected = expected_sha256(request.headers)
     key = idempotency_key(request)
     if key is None:
-        await check_capacity(runtime, declared)
+        await runtime.admission.check(declared)
         return Submitted(await _store(request, runtime, owner, query, media_type, expected), True)
     in_flight = (owner, key)
     if in_flight in runtime.uploads_in_flight:
@@ -108,7 +82,7 @@ async def _submit(request: Request, runtime: Runtime, owner: str, query: SubmitQ
             return Submitted(
                 await _replay(request, runtime, query, media_type, expected, original), False
             )
-        await check_capacity(runtime, declared)
+        await runtime.admission.check(declared)
         job = await _store(request, runtime, owner, query, media_type, expected, key)
         return Submitted(job, True)
     finally:
@@ -147,22 +121,22 @@ async def _store(
         max_bytes=settings.max_upload_bytes,
         expected_sha256=expected,
     )
+    job = jobs.new_job(
+        job_id=job_id,
+        owner=owner,
+        upload=upload,
+        retention=timedelta(hours=settings.retention_hours),
+        idempotency_key=key,
+    )
     try:
-        async with transaction(runtime.sessions) as session:
-            job = await jobs.create_job(
-                session,
-                job_id=job_id,
-                owner=owner,
-                upload=upload,
-                retention=timedelta(hours=settings.retention_hours),
-                idempotency_key=key,
-            )
+        await runtime.recorder.record(job)
     except IntegrityError:
         await remove_job_files(paths)
         raise Conflict("Another upload with this Idempotency-Key was accepted meanwhile.") from None
-    except BaseException:
+    except Exception:
         await remove_job_files(paths)
         raise
+    runtime.admission.accepted(upload.stored.size)
     runtime.metrics.uploads.labels(outcome="accepted").inc()
     runtime.metrics.upload_bytes.inc(upload.stored.size)
     return job

@@ -37,7 +37,7 @@ def _state_for(settings: Settings) -> _WorkerState:
     if state is None:
         configure_logging(settings.log_level)
         loop = asyncio.new_event_loop()
-        engine = create_engine(url)
+        engine = create_engine(url, durable=False)
         state = _WorkerState(loop, engine, session_factory(engine))
         _states[url] = state
     return state

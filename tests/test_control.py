@@ -17,7 +17,7 @@ import orjson
 from service.config import Settings
 from service.db import transaction
 from service.intake import Upload, UploadOptions
-from service.jobs import create_job
+from service.jobs import new_job
 from service.storage import StoredFile
 from tests.conftest import app_client, running_app, settings_with
 from tests.helpers import assert_problem, wait_for_job
@@ -171,12 +171,13 @@ async def test_full_queue_is_503_before_the_body_is_read(data_dir: Path) -> None
         upload = Upload("w.csv", "text/csv", None, UploadOptions(), StoredFile(1, "0" * 64))
         async with transaction(runtime.sessions) as session:
             for _ in range(2):  # two waiting jobs that no worker was given
-                await create_job(
-                    session,
-                    job_id=str(uuid.uuid4()),
-                    owner="",
-                    upload=upload,
-                    retention=timedelta(hours=1),
+                session.add(
+                    new_job(
+                        job_id=str(uuid.uuid4()),
+                        owner="",
+                        upload=upload,
+                        retention=timedelta(hours=1),
+                    )
                 )
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:

@@ -38,7 +38,7 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     free = await asyncio.to_thread(free_bytes, settings.data_dir)
     checks["disk"] = "ok" if free >= settings.min_free_bytes else f"failed: {free} bytes free"
     checks["executor"] = "ok" if runtime.executor.alive() else "failed: not running"
-    checks["accepting"] = "ok" if runtime.accepting else "failed: shutting down"
+    checks["accepting"] = "ok" if runtime.admission.accepting else "failed: shutting down"
     ready = all(value == "ok" for value in checks.values())
     return JSONResponse(
         {"status": "ok" if ready else "unavailable", "checks": checks},

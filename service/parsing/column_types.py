@@ -57,12 +57,7 @@ class ColumnProfile:
 
     @property
     def type(self) -> str:
-        if self.values == 0:
-            return NULL
-        for candidate in _CANDIDATES:
-            if candidate in self.candidates:
-                return candidate
-        return STRING
+        return type_of(self.candidates) if self.values else NULL
 
     def summary(self) -> dict[str, object]:
         return {"name": self.name, "type": self.type, "nulls": self.nulls}
@@ -93,6 +88,23 @@ def count_block(columns: list[pa.Array], candidates: list[set[str]]) -> list[Blo
             surviving = _surviving(values, surviving)
         counts.append(BlockCounts(nulls, len(column) - nulls, surviving))
     return counts
+
+
+def type_of(candidates: set[str]) -> str:
+    """The most specific type still possible for a column that has values."""
+    for candidate in _CANDIDATES:
+        if candidate in candidates:
+            return candidate
+    return STRING
+
+
+def block_types(candidates: list[set[str]], counts: list[BlockCounts]) -> list[str | None]:
+    """The types that earlier candidates and one block's values allow; None for a column
+    without values in the block (its empty values are null whatever the type)."""
+    return [
+        type_of(possible & block.candidates) if block.values else None
+        for possible, block in zip(candidates, counts, strict=True)
+    ]
 
 
 def merge_counts(profiles: list[ColumnProfile], counts: list[BlockCounts]) -> None:

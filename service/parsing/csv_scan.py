@@ -1,0 +1,257 @@
+"""The CSV scan: every record read once, checked, typed, spilled, and written early if it can be.
+
+Finding record boundaries is cheap and sequential, so it runs on the event loop; each block of
+whole records then knows its first line and is parsed, type-checked and rendered on its own in
+a thread, blocks side by side. Their results are taken in file order: column profiles
+narrowed, errors logged, progress reported, and the strings spilled (with the early output,
+see `early_output.py`) in one more thread, overlapping the parsing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from service.parsing.column_types import (
+    NULL,
+    BlockCounts,
+    ColumnProfile,
+    block_types,
+    count_block,
+    merge_counts,
+)
+from service.parsing.csv_arrow import internal_names, read_fast
+from service.parsing.csv_framing import count_lines, safe_records_end
+from service.parsing.csv_records import RecordsRead, read_records
+from service.parsing.early_output import EarlyOutput
+from service.parsing.ndjson import render_records
+from service.parsing.progress import SCAN, ProgressReporter
+from service.parsing.row_errors import ErrorLog, RowError
+from service.parsing.source import TextSource
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 2
+
+
+# Blocks in flight at once: one per core, and a few at most to bound memory.
+THREADS = min(max(_usable_cores(), 2), 4)
+
+
+@dataclass
+class Layout:
+    delimiter: str
+    field_count: int
+    names: list[str]
+    encoding: str
+
+
+@dataclass
+class _Step:
+    """One block of the scan: how much input it took and what came out."""
+
+    consumed: int
+    lines: int  # from the record reader; for Arrow's blocks the scan counts them itself
+    rows: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    table: pa.Table | None = None
+    counts: list[BlockCounts] = field(default_factory=list)
+    rendered: memoryview | None = None  # the block's NDJSON, in `rendered_types`
+    rendered_types: list[str | None] | None = None
+
+
+@dataclass(frozen=True)
+class _Guess:
+    """What a block is checked against, and whether to render it: the state of the profiles
+    when it was handed to a thread (other blocks may narrow them meanwhile, harmlessly)."""
+
+    candidates: list[set[str]]
+    render: bool
+
+
+async def scan(
+    text: TextSource,
+    buffer: bytes,
+    layout: Layout,
+    profiles: list[ColumnProfile],
+    *,
+    spill_path: Path,
+    result_path: Path,
+    output: EarlyOutput,
+    errors: ErrorLog,
+    reporter: ProgressReporter,
+    line: int,
+    chunk_size: int,
+    on_abandon: float,
+) -> int:
+    """Reads every record after the header; returns how many were well-formed.
+
+    When `output` stops accepting blocks, the scan's share of the percent drops to
+    `on_abandon`, since a write pass is then to come.
+    """
+    schema = pa.schema([(name, pa.string()) for name in internal_names(layout.field_count)])
+    loop = asyncio.get_running_loop()
+    rows = 0
+    target = chunk_size
+    parsing: deque[asyncio.Future[_Step]] = deque()
+    keeping: asyncio.Future[None] | None = None
+
+    def guess() -> _Guess:
+        return _Guess([set(p.candidates) for p in profiles], output.active)
+
+    async def take_oldest() -> None:
+        nonlocal rows, keeping
+        step = await parsing.popleft()
+        rows += step.rows
+        if step.table is not None:
+            merge_counts(profiles, step.counts)
+            size = 0 if step.rendered is None else len(step.rendered)
+            types = [profile.type for profile in profiles]
+            was_active = output.active
+            early = step.rendered if output.accept(step.rendered_types, step.rows, size, types) else None
+            if was_active and not output.active:
+                reporter.set_scan_share(on_abandon)
+            if keeping is not None:
+                await keeping
+            keeping = loop.run_in_executor(keeper, _keep, spill, step.table, result, early)
+        await errors.add(step.errors)
+        reporter.rows_failed = errors.count
+        await reporter.update(
+            SCAN,
+            fraction=text.bytes_done / max(text.bytes_total, 1),
+            bytes_done=text.bytes_done,
+            rows_done=rows,
+        )
+
+    with (
+        ThreadPoolExecutor(THREADS, thread_name_prefix="ingest-csv-parse") as parsers,
+        ThreadPoolExecutor(1, thread_name_prefix="ingest-csv-keep") as keeper,
+        pa.OSFile(str(spill_path), "wb") as sink,
+        pa.ipc.new_stream(sink, schema) as spill,
+        pa.OSFile(str(result_path), "wb") as result,
+    ):
+        try:
+            while True:
+                if len(buffer) < target and not text.at_eof:
+                    buffer = await text.read_at_least(target, buffer)
+                if not buffer:
+                    break
+                end = safe_records_end(
+                    buffer, layout.delimiter, at_eof=text.at_eof, limit=chunk_size
+                )
+                if end == 0 and len(buffer) > chunk_size:  # a record longer than a chunk
+                    end = safe_records_end(buffer, layout.delimiter, at_eof=text.at_eof)
+                if end > 0:
+                    piece = memoryview(buffer)[:end]
+                    parsing.append(
+                        loop.run_in_executor(parsers, _parse_block, piece, layout, line, guess())
+                    )
+                    line += count_lines(buffer, end)
+                    consumed = end
+                elif text.at_eof or len(buffer) >= chunk_size:
+                    # No stretch of trustworthy quotes: the record reader finds the boundary.
+                    step = await asyncio.to_thread(
+                        _read_records, buffer, layout, line, text.at_eof, chunk_size, guess()
+                    )
+                    if step.consumed == 0:
+                        target = max(target, 2 * len(buffer))  # a record longer than that
+                        continue
+                    parsing.append(_done(loop, step))
+                    line += step.lines
+                    consumed = step.consumed
+                else:
+                    continue
+                target = chunk_size
+                buffer = buffer[consumed:]
+                while parsing and (len(parsing) > THREADS or parsing[0].done()):
+                    await take_oldest()
+            while parsing:
+                await take_oldest()
+            if keeping is not None:
+                await keeping
+        finally:
+            unfinished: list[asyncio.Future[Any]] = list(parsing)
+            if keeping is not None:
+                unfinished.append(keeping)
+            for future in unfinished:
+                future.cancel()
+            if unfinished:
+                await asyncio.wait(unfinished)  # the files are closed only after them
+    return rows
+
+
+def _keep(
+    spill: pa.ipc.RecordBatchStreamWriter,
+    table: pa.Table,
+    result: pa.NativeFile,
+    early: memoryview | None,
+) -> None:
+    spill.write_table(table)
+    if early is not None:
+        result.write(early)
+
+
+def _done(loop: asyncio.AbstractEventLoop, step: _Step) -> asyncio.Future[_Step]:
+    future: asyncio.Future[_Step] = loop.create_future()
+    future.set_result(step)
+    return future
+
+
+def _parse_block(piece: memoryview, layout: Layout, line: int, guess: _Guess) -> _Step:
+    """Whole records starting on `line`: Arrow if it takes them all, else record by record;
+    then their values checked against the column types still possible."""
+    table = read_fast(piece, delimiter=layout.delimiter, field_count=layout.field_count)
+    if table is not None:
+        step = _Step(len(piece), 0, table.num_rows, table=table)
+    else:
+        step = _table_step(_read_slowly(bytes(piece), layout, line, at_eof=True), layout)
+    return _checked(step, layout, guess)
+
+
+def _read_records(
+    buffer: bytes, layout: Layout, line: int, at_eof: bool, chunk_size: int, guess: _Guess
+) -> _Step:
+    batch = _read_slowly(buffer, layout, line, at_eof=at_eof, min_bytes=chunk_size)
+    return _checked(_table_step(batch, layout), layout, guess)
+
+
+def _table_step(batch: RecordsRead, layout: Layout) -> _Step:
+    table = None
+    if batch.rows:
+        columns = [pa.array(values, pa.string()) for values in zip(*batch.rows, strict=True)]
+        table = pa.table(columns, names=internal_names(layout.field_count))
+    return _Step(batch.consumed, batch.lines, len(batch.rows), batch.errors, table)
+
+
+def _checked(step: _Step, layout: Layout, guess: _Guess) -> _Step:
+    if step.table is not None:
+        step.counts = count_block(step.table.columns, guess.candidates)
+        if guess.render:
+            step.rendered_types = block_types(guess.candidates, step.counts)
+            types = [NULL if kind is None else kind for kind in step.rendered_types]
+            step.rendered = render_records(step.table.columns, layout.names, types)
+    return step
+
+
+def _read_slowly(
+    data: bytes, layout: Layout, line: int, *, at_eof: bool, min_bytes: int | None = None
+) -> RecordsRead:
+    return read_records(
+        data,
+        delimiter=layout.delimiter,
+        expected_fields=layout.field_count,
+        first_line=line,
+        at_eof=at_eof,
+        encoding=layout.encoding,
+        min_bytes=min_bytes,
+    )

@@ -1,0 +1,67 @@
+"""Group commit for new jobs: every job accepted while one commit runs joins the next one.
+
+Each commit fsyncs the database; under many concurrent uploads one fsync then covers many
+jobs, and a single upload still commits at once, with no added delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from sqlalchemy.exc import IntegrityError
+
+from service.db import transaction
+from service.models import Job
+from service.runner import Sessions
+
+
+class JobRecorder:
+    def __init__(self, sessions: Sessions) -> None:
+        self._sessions = sessions
+        self._waiting: list[tuple[Job, asyncio.Future[None]]] = []
+        self._committing: asyncio.Task[None] | None = None
+
+    async def record(self, job: Job) -> None:
+        """Return once `job` is committed; raises IntegrityError if its row conflicts.
+
+        If the caller is cancelled, the job is still committed: its upload is already stored.
+        """
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((job, done))
+        if self._committing is None or self._committing.done():
+            self._committing = asyncio.create_task(self._commit_all())
+        await asyncio.shield(done)
+
+    async def _commit_all(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                await self._commit([job for job, _ in batch])
+            except IntegrityError:
+                # One row conflicts (an idempotency key raced): find it, commit the others.
+                for job, done in batch:
+                    await self._commit_one(job, done)
+                continue
+            except Exception as exc:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
+
+    async def _commit(self, jobs: Sequence[Job]) -> None:
+        async with transaction(self._sessions) as session:
+            session.add_all(jobs)
+
+    async def _commit_one(self, job: Job, done: asyncio.Future[None]) -> None:
+        try:
+            await self._commit([job])
+        except Exception as exc:
+            if not done.done():
+                done.set_exception(exc)
+            return
+        if not done.done():
+            done.set_result(None)
