@@ -19,7 +19,7 @@ async def cancel(runtime: Runtime, job_id: str, owner: str) -> JobPublic:
         job = await jobs.find_job(session, job_id, owner)
         if not await runner.cancel(session, job, retention) and job.status != "cancelled":
             raise Conflict(f"The job has already {job.status.value}; it cannot be cancelled.")
-    runtime.changes.notify(job_id)
+    runtime.views.changed(job_id)
     return JobPublic.from_job(job)
 
 
@@ -30,5 +30,5 @@ async def delete(runtime: Runtime, job_id: str, owner: str) -> None:
         job = await jobs.find_job(session, job_id, owner)
         await runner.cancel(session, job, retention)
         await session.delete(job)
-    runtime.changes.notify(job_id)
+    runtime.views.changed(job_id)
     await remove_job_files(job_paths(runtime.settings.data_dir, job_id))

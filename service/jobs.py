@@ -59,9 +59,14 @@ def new_job(
     )
 
 
+async def get_job(session: AsyncSession, job_id: str) -> Job | None:
+    """The job with this id, whoever owns it; None for unknown or malformed ids."""
+    return await session.get(Job, job_id) if is_job_id(job_id) else None
+
+
 async def find_job(session: AsyncSession, job_id: str, owner: str) -> Job:
     """The caller's job, or 404 (unknown, malformed, or someone else's)."""
-    job = await session.get(Job, job_id) if is_job_id(job_id) else None
+    job = await get_job(session, job_id)
     if job is None or job.owner != owner:
         raise NotFound(f"No job {job_id!r}.")
     return job

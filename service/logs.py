@@ -87,7 +87,11 @@ class RequestLogMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            access_logger.info(
+            # Successful reads are the bulk of the traffic (status polls): DEBUG keeps them
+            # out of INFO logs; uploads, changes and every error stay at INFO.
+            quiet = scope["method"] in ("GET", "HEAD") and status < 400
+            access_logger.log(
+                logging.DEBUG if quiet else logging.INFO,
                 "request",
                 extra={
                     "method": scope["method"],

@@ -23,7 +23,7 @@ from service.metrics import Metrics
 from service.recorder import JobRecorder
 from service.runtime import Runtime
 from service.storage import make_data_dirs
-from service.watch import JobChanges
+from service.watch import JobViews
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ async def run_service(config: Settings) -> AsyncIterator[Runtime]:
         engine,
         sessions,
         executor,
-        JobChanges(),
+        JobViews(sessions),
         Metrics(),
         Admission(config, sessions),
         JobRecorder(sessions),

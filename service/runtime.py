@@ -13,7 +13,7 @@ from service.metrics import Metrics
 from service.models import Job, JobStatus
 from service.recorder import JobRecorder
 from service.runner import Sessions
-from service.watch import JobChanges
+from service.watch import JobViews
 
 
 @dataclass
@@ -22,7 +22,7 @@ class Runtime:
     engine: AsyncEngine
     sessions: Sessions
     executor: Executor
-    changes: JobChanges
+    views: JobViews
     metrics: Metrics
     admission: Admission
     recorder: JobRecorder
@@ -30,7 +30,7 @@ class Runtime:
 
     async def job_done(self, job_id: str) -> None:
         """A job ran in this process's pool: wake its watchers, count it."""
-        self.changes.notify(job_id)
+        self.views.changed(job_id)
         async with self.sessions() as session:
             job = await session.get(Job, job_id)
         if job is not None and JobStatus(job.status).done:

@@ -1,34 +1,113 @@
-"""Waiting for a job to change: long-polls, `Prefer: wait`, and the event stream.
+"""Reading jobs for clients, and waiting for them to change.
 
-Changes made in this process (a cancel, a job that finished in the local pool) wake the
-waiters at once; a database re-check every `RECHECK_S` catches changes made by other
-processes (pool workers writing progress, Celery workers, other API processes).
+Status polls are the hottest path of the service, so each process keeps a short-lived
+snapshot of every job it was asked about, with its JSON already rendered: a burst of polls
+costs one database read per `FRESH_S`. Changes made in this process (a cancel, a job that
+finished in the local pool) drop the snapshot and wake the waiters at once; the snapshots'
+short life catches changes made by other processes (pool workers writing progress, Celery
+workers, other API processes).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
+from dataclasses import dataclass
 
 from service import jobs
+from service.errors import NotFound
 from service.models import JobPublic
 from service.runner import Sessions
 
+# How long a snapshot may be served: unfinished jobs change with every progress write;
+# finished ones only when deleted or expired.
+FRESH_S = 0.1
+FRESH_DONE_S = 1.0
+MAX_SNAPSHOTS = 10_000
 RECHECK_S = 0.25
 
 
-class JobChanges:
-    """In-process wake-ups, one set of events per job id."""
+def etag_of(job: JobPublic) -> str:
+    """Changes whenever anything in the job resource can have changed."""
+    return f'"{job.status.value}-{job.updated_at.timestamp():.6f}"'
 
-    def __init__(self) -> None:
+
+@dataclass(frozen=True)
+class Snapshot:
+    job: JobPublic
+    owner: str
+    body: bytes
+    etag: str
+    taken_at: float
+
+    def fresh(self, now: float) -> bool:
+        return now - self.taken_at < (FRESH_DONE_S if self.job.done else FRESH_S)
+
+
+class JobViews:
+    """The job resources this process serves, and wake-ups when they change."""
+
+    def __init__(self, sessions: Sessions) -> None:
+        self._sessions = sessions
+        self._snapshots: OrderedDict[str, Snapshot] = OrderedDict()
+        self._loading: dict[str, asyncio.Future[Snapshot | None]] = {}
         self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
 
-    def notify(self, job_id: str) -> None:
+    async def get(self, job_id: str, owner: str) -> Snapshot:
+        """The caller's job, at most a moment old; 404 if unknown or someone else's."""
+        snapshot = self._snapshots.get(job_id)
+        if snapshot is None or not snapshot.fresh(time.monotonic()):
+            snapshot = await self._load_once(job_id)
+        if snapshot is None or snapshot.owner != owner:
+            raise NotFound(f"No job {job_id!r}.")
+        return snapshot
+
+    async def _load_once(self, job_id: str) -> Snapshot | None:
+        """Read the job; concurrent callers for the same job share one database read."""
+        loading = self._loading.get(job_id)
+        if loading is not None:
+            return await asyncio.shield(loading)
+        loading = asyncio.get_running_loop().create_future()
+        self._loading[job_id] = loading
+        try:
+            snapshot = await self._load(job_id)
+        except BaseException as exc:
+            loading.set_exception(exc)
+            loading.exception()  # retrieved here, so no waiter-less warning is logged
+            raise
+        finally:
+            del self._loading[job_id]
+        loading.set_result(snapshot)
+        return snapshot
+
+    async def _load(self, job_id: str) -> Snapshot | None:
+        async with self._sessions() as session:
+            row = await jobs.get_job(session, job_id)
+        if row is None:
+            self._snapshots.pop(job_id, None)
+            return None
+        job = JobPublic.from_job(row)
+        snapshot = Snapshot(
+            job=job,
+            owner=row.owner,
+            body=job.model_dump_json().encode(),
+            etag=etag_of(job),
+            taken_at=time.monotonic(),
+        )
+        self._snapshots[job_id] = snapshot
+        self._snapshots.move_to_end(job_id)
+        while len(self._snapshots) > MAX_SNAPSHOTS:
+            self._snapshots.popitem(last=False)
+        return snapshot
+
+    def changed(self, job_id: str) -> None:
+        """This process changed the job: forget its snapshot and wake everyone waiting on it."""
+        self._snapshots.pop(job_id, None)
         for event in self._waiters.get(job_id, ()):
             event.set()
 
-    async def wait(self, job_id: str, timeout: float) -> None:
+    async def _wait(self, job_id: str, timeout: float) -> None:
         event = asyncio.Event()
         self._waiters[job_id].add(event)
         try:
@@ -40,35 +119,23 @@ class JobChanges:
             if not self._waiters[job_id]:
                 del self._waiters[job_id]
 
-
-def etag_of(job: JobPublic) -> str:
-    """Changes whenever anything in the job resource can have changed."""
-    return f'"{job.status.value}-{job.updated_at.timestamp():.6f}"'
-
-
-async def load(sessions: Sessions, job_id: str, owner: str) -> JobPublic:
-    async with sessions() as session:
-        return JobPublic.from_job(await jobs.find_job(session, job_id, owner))
-
-
-async def next_version(
-    sessions: Sessions,
-    changes: JobChanges,
-    job_id: str,
-    owner: str,
-    *,
-    since: str | None,
-    timeout: float,
-    until_done: bool = False,
-) -> JobPublic:
-    """The job as soon as its ETag differs from `since` (or it is done), or after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        job = await load(sessions, job_id, owner)
-        changed = since is not None and etag_of(job) != since
-        if job.done or (changed and not until_done):
-            return job
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return job
-        await changes.wait(job_id, min(RECHECK_S, remaining))
+    async def next_version(
+        self,
+        job_id: str,
+        owner: str,
+        *,
+        since: str | None,
+        timeout: float,
+        until_done: bool = False,
+    ) -> Snapshot:
+        """The job once its ETag differs from `since` (or it is done), or after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            snapshot = await self.get(job_id, owner)
+            changed = since is not None and snapshot.etag != since
+            if snapshot.job.done or (changed and not until_done):
+                return snapshot
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return snapshot
+            await self._wait(job_id, min(RECHECK_S, remaining))

@@ -7,11 +7,10 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from service import watch
 from service.api.deps import OwnerDep, RuntimeDep
 from service.api.jobs import PROBLEM
 from service.errors import NotFound
-from service.models import JobPublic
+from service.watch import Snapshot
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -19,8 +18,12 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 KEEPALIVE_S = 15.0
 
 
-def _event(name: str, job: JobPublic) -> bytes:
-    return f"event: {name}\nid: {watch.etag_of(job)}\ndata: {job.model_dump_json()}\n\n".encode()
+def _event(name: str, snapshot: Snapshot) -> bytes:
+    return b"event: %s\nid: %s\ndata: %s\n\n" % (
+        name.encode(),
+        snapshot.etag.encode(),
+        snapshot.body,
+    )
 
 
 @router.get(
@@ -37,29 +40,24 @@ def _event(name: str, job: JobPublic) -> bytes:
 )
 async def job_events(job_id: str, runtime: RuntimeDep, owner: OwnerDep) -> StreamingResponse:
     """Follow a job: a `progress` event per change, a final `done` event, then the end."""
-    first = await watch.load(runtime.sessions, job_id, owner)
+    first = await runtime.views.get(job_id, owner)
 
     async def stream() -> AsyncIterator[bytes]:
-        job = first
-        if not job.done:
-            yield _event("progress", job)
-        while not job.done:
-            since = watch.etag_of(job)
+        snapshot = first
+        if not snapshot.job.done:
+            yield _event("progress", snapshot)
+        while not snapshot.job.done:
+            since = snapshot.etag
             try:
-                job = await watch.next_version(
-                    runtime.sessions,
-                    runtime.changes,
-                    job_id,
-                    owner,
-                    since=since,
-                    timeout=KEEPALIVE_S,
+                snapshot = await runtime.views.next_version(
+                    job_id, owner, since=since, timeout=KEEPALIVE_S
                 )
             except NotFound:
                 return  # deleted while being followed
-            if job.done:
+            if snapshot.job.done:
                 break
-            yield _event("progress", job) if watch.etag_of(job) != since else b": keep-alive\n\n"
-        yield _event("done", job)
+            yield _event("progress", snapshot) if snapshot.etag != since else b": keep-alive\n\n"
+        yield _event("done", snapshot)
 
     return StreamingResponse(
         stream(),

@@ -7,13 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response
 from fastapi.responses import FileResponse
 
-from service import control, jobs, submission, watch
+from service import control, jobs, submission
 from service.api.deps import OwnerDep, RuntimeDep
 from service.errors import Conflict
 from service.intake import RAW_MEDIA_TYPES
 from service.models import JobPage, JobPublic, JobStatus, Problem, RowErrorPage
 from service.storage import job_paths
 from service.submission import SubmitQuery
+from service.watch import etag_of
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -62,7 +63,7 @@ def preferred_wait(prefer: str | None) -> float | None:
 
 
 def job_headers(job: JobPublic) -> dict[str, str]:
-    headers = {"ETag": watch.etag_of(job)}
+    headers = {"ETag": etag_of(job)}
     if not job.done:
         headers["Retry-After"] = "1"
     return headers
@@ -106,15 +107,10 @@ async def submit_job(
         else:
             await runtime.executor.submit(job.id)
     if wait is not None:
-        job = await watch.next_version(
-            runtime.sessions,
-            runtime.changes,
-            job.id,
-            owner,
-            since=None,
-            timeout=wait,
-            until_done=True,
+        finished = await runtime.views.next_version(
+            job.id, owner, since=None, timeout=wait, until_done=True
         )
+        job = finished.job
         response.headers["Preference-Applied"] = f"wait={wait:g}"
     response.status_code = 200 if job.done or not submitted.created else 202
     response.headers["Location"] = f"/jobs/{job.id}"
@@ -150,32 +146,24 @@ async def list_jobs(
 async def get_job(
     job_id: str,
     request: Request,
-    response: Response,
     runtime: RuntimeDep,
     owner: OwnerDep,
     wait: Annotated[
         float, Query(ge=0, le=MAX_WAIT_S, description="Long-poll: seconds to wait for a change")
     ] = 0,
-) -> JobPublic | Response:
+) -> Response:
     """A job's status, progress and result summary; `?wait=N` returns as soon as it changes."""
     since = request.headers.get("if-none-match")
+    snapshot = await runtime.views.get(job_id, owner)
     if wait > 0:
-        current = await watch.load(runtime.sessions, job_id, owner)
-        job = await watch.next_version(
-            runtime.sessions,
-            runtime.changes,
-            job_id,
-            owner,
-            since=since or watch.etag_of(current),
-            timeout=wait,
+        snapshot = await runtime.views.next_version(
+            job_id, owner, since=since or snapshot.etag, timeout=wait
         )
-    else:
-        job = await watch.load(runtime.sessions, job_id, owner)
-    headers = job_headers(job)
-    if since == headers["ETag"]:
+    headers = job_headers(snapshot.job)
+    if since == snapshot.etag:
         return Response(status_code=304, headers=headers)
-    response.headers.update(headers)
-    return job
+    # The snapshot's JSON is rendered once and served to every poll while it is fresh.
+    return Response(snapshot.body, media_type="application/json", headers=headers)
 
 
 @router.post(

@@ -118,7 +118,11 @@ async def scan(
             size = 0 if step.rendered is None else len(step.rendered)
             types = [profile.type for profile in profiles]
             was_active = output.active
-            early = step.rendered if output.accept(step.rendered_types, step.rows, size, types) else None
+            early = (
+                step.rendered
+                if output.accept(step.rendered_types, step.rows, size, types)
+                else None
+            )
             if was_active and not output.active:
                 reporter.set_scan_share(on_abandon)
             if keeping is not None:

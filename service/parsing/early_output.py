@@ -28,7 +28,9 @@ class Resume:
 
 
 def _alike(block_types: list[str | None], types: list[str]) -> bool:
-    return all(kind is None or kind == final for kind, final in zip(block_types, types, strict=True))
+    return all(
+        kind is None or kind == final for kind, final in zip(block_types, types, strict=True)
+    )
 
 
 class EarlyOutput:
