@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 
 def value_bytes(strings: pa.Array | pa.ChunkedArray) -> list[memoryview]:
@@ -27,3 +28,15 @@ def value_bytes(strings: pa.Array | pa.ChunkedArray) -> list[memoryview]:
 def any_value_contains(strings: pa.Array | pa.ChunkedArray, pattern: re.Pattern[bytes]) -> bool:
     """Whether `pattern` occurs anywhere in the values (it must not span line-free values)."""
     return any(pattern.search(view) is not None for view in value_bytes(strings))
+
+
+def min_byte(strings: pa.Array | pa.ChunkedArray) -> int:
+    """The smallest byte in the values (256 if there are none): below 0x20 means a control
+    character. Arrow's `min` over the bytes runs far faster than a regex character class."""
+    smallest = 256
+    for view in value_bytes(strings):
+        data = pa.py_buffer(view)
+        found = pc.min(pa.Array.from_buffers(pa.uint8(), len(data), [None, data])).as_py()
+        if found is not None:
+            smallest = min(smallest, found)
+    return smallest

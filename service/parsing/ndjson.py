@@ -12,10 +12,9 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from service.parsing.arrow_text import value_bytes
+from service.parsing.arrow_text import any_value_contains, min_byte, value_bytes
 from service.parsing.column_types import BOOLEAN, DATE, DATETIME, INTEGER, NULL, NUMBER
 
-_NEEDS_ESCAPE_BYTES = re.compile(rb'[\x00-\x1f"\\]')
 _RARE_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 # Backslash first, so the backslashes of the other escapes are not doubled.
 _COMMON_ESCAPES = tuple(
@@ -23,6 +22,8 @@ _COMMON_ESCAPES = tuple(
     for char, escape in (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
 )
 _QUOTE = pa.scalar('"')
+# A boolean column holds only true/false in any case, so a value's length is enough.
+_BOOLEAN_BY_LENGTH = pa.array(["null", "", "", "", "true", "false"])
 
 
 def render_records(columns: list[pa.Array], names: list[str], types: list[str]) -> memoryview:
@@ -49,13 +50,13 @@ def _json_values(column: pa.Array, kind: str) -> tuple[pa.Array, bool]:
     """The column as JSON value texts, and whether they still need surrounding quotes."""
     if kind == NULL:
         return pa.repeat(pa.scalar("null"), len(column)), False
+    if kind == BOOLEAN:
+        return pc.take(_BOOLEAN_BY_LENGTH, pc.binary_length(column)), False
     empty = pc.equal(column, "")
     has_nulls = bool(pc.any(empty).as_py())
     if kind in (INTEGER, NUMBER):
         # The type check admitted only JSON number syntax, so the exact text is the value.
         values, quoted = column, False
-    elif kind == BOOLEAN:
-        values, quoted = pc.if_else(pc.equal(pc.utf8_lower(column), "true"), "true", "false"), False
     else:
         # Dates and datetimes: their patterns admit nothing that needs escaping.
         escaped = column if kind in (DATE, DATETIME) else _escaped(column)
@@ -73,13 +74,15 @@ def _quoted(column: pa.Array) -> pa.Array:
 
 def _escaped(column: pa.Array) -> pa.Array:
     """String contents escaped for JSON (without the surrounding quotes)."""
-    views = value_bytes(column)
-    if not any(_NEEDS_ESCAPE_BYTES.search(view) for view in views):
-        return column
-    if any(_RARE_CONTROL_BYTES.search(view) for view in views):
-        return pa.array([orjson.dumps(v).decode()[1:-1] for v in column.to_pylist()], pa.string())
-    for char, escape, present in _COMMON_ESCAPES:
-        if any(present.search(view) for view in views):
+    escapes = _COMMON_ESCAPES[:2]  # a search for one byte is fast; for a class of them, not
+    if min_byte(column) < 0x20:
+        if any_value_contains(column, _RARE_CONTROL_BYTES):
+            return pa.array(
+                [orjson.dumps(v).decode()[1:-1] for v in column.to_pylist()], pa.string()
+            )
+        escapes = _COMMON_ESCAPES
+    for char, escape, present in escapes:
+        if any_value_contains(column, present):
             column = pc.replace_substring(column, char, escape)
     return column
 
