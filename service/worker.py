@@ -28,7 +28,7 @@ class _WorkerState:
 _states: dict[str, _WorkerState] = {}
 
 # Parsing is batch work: on a busy machine the scheduler should prefer the API process.
-WORKER_NICENESS = 10
+WORKER_NICENESS = 19
 
 
 def _state_for(settings: Settings) -> _WorkerState:
