@@ -4,15 +4,34 @@ from __future__ import annotations
 
 import argparse
 import os
+from types import FrameType
 
 import uvicorn
 
 from service.config import get_settings
 from service.logs import configure_logging
+from service.runtime import Runtime
 
 # Open long-polls and event streams are cut after this long at shutdown, so a SIGTERM
 # never waits on a client that follows a slow job.
 GRACEFUL_SHUTDOWN_S = 10
+
+
+class IngestServer(uvicorn.Server):
+    """uvicorn, telling the service the moment a stop is asked for.
+
+    uvicorn runs the app's shutdown only after its connections have drained; by then new
+    uploads should long have been refused and no new job started.
+    """
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        app = self.config.loaded_app
+        while not hasattr(app, "state") and hasattr(app, "app"):  # uvicorn's own wrappers
+            app = app.app
+        runtime = getattr(getattr(app, "state", None), "runtime", None)
+        if isinstance(runtime, Runtime):
+            runtime.begin_shutdown()
+        super().handle_exit(sig, frame)
 
 
 def main() -> None:
@@ -21,7 +40,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     args = parser.parse_args()
     configure_logging(get_settings().log_level)
-    uvicorn.run(
+    config = uvicorn.Config(
         "service.main:app",
         host=args.host,
         port=args.port,
@@ -29,6 +48,7 @@ def main() -> None:
         access_log=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
+    IngestServer(config).run()
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ async def run_service(config: Settings) -> AsyncIterator[Runtime]:
     try:
         yield runtime
     finally:
-        runtime.admission.accepting = False
+        runtime.begin_shutdown()
         sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper

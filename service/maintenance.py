@@ -7,6 +7,7 @@ import logging
 import shutil
 import time
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 
 from sqlmodel import col, select
@@ -22,6 +23,9 @@ logger = logging.getLogger(__name__)
 # Files younger than this may belong to an upload that is about to record its job.
 ORPHAN_MIN_AGE_S = 3600
 SWEEP_BATCH = 500
+# A job queued this long may have missed its executor (a broker that was down, a dispatch
+# that failed): it is submitted again. Claiming in the database makes repeats harmless.
+RESUBMIT_AFTER = timedelta(minutes=10)
 
 
 async def expire_jobs(settings: Settings, sessions: runner.Sessions) -> int:
@@ -99,12 +103,20 @@ async def sweep(
     expired = await expire_jobs(settings, sessions)
     orphans = await remove_orphans(settings, sessions)
     requeued = await runner.requeue_orphaned(sessions)
-    for job_id in requeued:
+    stranded = await runner.queued_jobs(sessions, older_than=utcnow() - RESUBMIT_AFTER)
+    for job_id in [*requeued, *stranded]:
         await resubmit(job_id)
-    if expired or orphans or requeued:
+    if stranded:
+        await runner.touch_queued(sessions, stranded)
+    if expired or orphans or requeued or stranded:
         logger.info(
             "sweep",
-            extra={"expired_jobs": expired, "orphan_files": orphans, "requeued": len(requeued)},
+            extra={
+                "expired_jobs": expired,
+                "orphan_files": orphans,
+                "requeued": len(requeued),
+                "resubmitted": len(stranded),
+            },
         )
 
 

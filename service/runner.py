@@ -2,18 +2,24 @@
 
 This is the only module that moves a job between states. `execute` runs in a worker
 process (a process-pool worker or a Celery worker), never on the API's event loop.
+
+Every claim of a job counts an attempt, and a worker writes only while the job is still
+`running` under the attempt it claimed: a worker that was presumed dead (and whose job was
+claimed again) can no longer change the job, and it writes its output to files of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import CursorResult, or_, update
+from sqlalchemy import ColumnElement, CursorResult, or_, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -22,7 +28,7 @@ from service import parsing
 from service.config import Settings
 from service.db import transaction
 from service.models import Job, JobStatus, utcnow
-from service.storage import JobPaths, fsync_dir, fsync_file, job_paths
+from service.storage import AttemptPaths, fsync_dir, fsync_file, job_paths
 
 logger = logging.getLogger(__name__)
 
@@ -31,11 +37,12 @@ STALE_AFTER = timedelta(seconds=60)
 # A file that kills its worker this many times fails instead of being retried for ever.
 MAX_ATTEMPTS = 5
 CANCEL_CHECK_INTERVAL_S = 0.25
+PROGRESS_LOG_INTERVAL_S = 5.0
 GENERIC_MEDIA_TYPES = frozenset({"application/octet-stream", "text/plain", "application/gzip"})
 
 
 class JobCancelled(Exception):
-    """The job stopped running under the worker (cancelled or deleted)."""
+    """The job stopped running under this worker (cancelled, deleted, or claimed again)."""
 
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -44,6 +51,15 @@ Sessions = async_sessionmaker[AsyncSession]
 def _rowcount(result: object) -> int:
     assert isinstance(result, CursorResult)
     return int(result.rowcount)
+
+
+def _owned(job_id: str, attempt: int) -> ColumnElement[bool]:
+    """The job is still running under this attempt."""
+    return (
+        (col(Job.id) == job_id)
+        & (col(Job.status) == JobStatus.running)
+        & (col(Job.attempts) == attempt)
+    )
 
 
 async def claim(sessions: Sessions, job_id: str) -> Job | None:
@@ -80,14 +96,20 @@ async def claim(sessions: Sessions, job_id: str) -> Job | None:
 
 
 async def _finish(
-    sessions: Sessions, job_id: str, status: JobStatus, *, retention: timedelta, **values: object
+    sessions: Sessions,
+    job_id: str,
+    attempt: int,
+    status: JobStatus,
+    *,
+    retention: timedelta,
+    **values: Any,
 ) -> bool:
-    """Move a running job to its final state; False if it stopped running meanwhile."""
+    """Move a running job to its final state; False if this attempt no longer owns it."""
     now = utcnow()
     async with transaction(sessions) as session:
         done = await session.exec(
             update(Job)
-            .where(col(Job.id) == job_id, col(Job.status) == JobStatus.running)
+            .where(_owned(job_id, attempt))
             .values(
                 status=status,
                 finished_at=now,
@@ -98,26 +120,6 @@ async def _finish(
             )
         )
         return _rowcount(done) == 1
-
-
-async def _fail(
-    sessions: Sessions,
-    job_id: str,
-    retention: timedelta,
-    code: str,
-    message: str,
-    **values: object,
-) -> None:
-    await _finish(
-        sessions,
-        job_id,
-        JobStatus.failed,
-        retention=retention,
-        error_code=code,
-        error_message=message,
-        **values,
-    )
-    logger.info("job failed", extra={"job_id": job_id, "code": code})
 
 
 async def cancel(session: AsyncSession, job: Job, retention: timedelta) -> bool:
@@ -147,6 +149,7 @@ class ProgressReporter:
 
     sessions: Sessions
     job_id: str
+    attempt: int
     interval_s: float
     started: float = field(default_factory=time.monotonic)
     last_write: float = 0.0
@@ -154,18 +157,20 @@ class ProgressReporter:
     last_log: float = field(default_factory=time.monotonic)
     percent: float = 0.0
     rows_done: int = 0
+    rows_failed: int = 0
 
     async def __call__(self, progress: parsing.ParseProgress) -> None:
         now = time.monotonic()
         self.percent = max(self.percent, min(progress.percent, 100.0))
         self.rows_done = max(self.rows_done, progress.rows_done)
+        self.rows_failed = max(self.rows_failed, progress.rows_failed)
         if now - self.last_write >= self.interval_s:
             self.last_write = self.last_check = now
             await self._store(progress, now)
         elif now - self.last_check >= CANCEL_CHECK_INTERVAL_S:
             self.last_check = now
-            await self._check_running()
-        if now - self.last_log >= 5.0:
+            await self._check_owned()
+        if now - self.last_log >= PROGRESS_LOG_INTERVAL_S:
             self.last_log = now
             logger.info(
                 "job progress",
@@ -184,13 +189,13 @@ class ProgressReporter:
         async with transaction(self.sessions) as session:
             stored = await session.exec(
                 update(Job)
-                .where(col(Job.id) == self.job_id, col(Job.status) == JobStatus.running)
+                .where(_owned(self.job_id, self.attempt))
                 .values(
                     phase=progress.phase,
                     bytes_done=progress.bytes_done,
                     percent=round(self.percent, 2),
                     rows_done=self.rows_done,
-                    rows_failed=progress.rows_failed,
+                    rows_failed=self.rows_failed,
                     rate_bytes_per_s=round(rate, 1),
                     eta_seconds=round(eta, 2) if eta is not None else None,
                     updated_at=utcnow(),
@@ -199,10 +204,10 @@ class ProgressReporter:
             if _rowcount(stored) == 0:
                 raise JobCancelled(self.job_id)
 
-    async def _check_running(self) -> None:
+    async def _check_owned(self) -> None:
         async with self.sessions() as session:
-            status = await session.scalar(select(Job.status).where(col(Job.id) == self.job_id))
-        if status != JobStatus.running:
+            owned = await session.scalar(select(Job.id).where(_owned(self.job_id, self.attempt)))
+        if owned is None:
             raise JobCancelled(self.job_id)
 
 
@@ -222,27 +227,58 @@ def parse_options(job: Job, settings: Settings) -> parsing.ParseOptions:
     )
 
 
-def _remove_partials(paths: JobPaths) -> None:
-    for path in (paths.result_partial, paths.errors_partial, paths.result, paths.errors):
+def _fresh_output_dir(paths: AttemptPaths) -> None:
+    """Start this attempt from nothing: earlier attempts' files (and spills) are removed."""
+    shutil.rmtree(paths.root, ignore_errors=True)
+    paths.root.mkdir(parents=True)
+
+
+def _remove_partials(paths: AttemptPaths) -> None:
+    for path in (paths.result_partial, paths.errors_partial):
         path.unlink(missing_ok=True)
 
 
-def _prepare_output(paths: JobPaths) -> None:
-    paths.root.mkdir(parents=True, exist_ok=True)
-    _remove_partials(paths)
-
-
-def _publish(paths: JobPaths) -> None:
-    """Make the finished output durable, then rename it into place: whole or absent."""
+def _publish(paths: AttemptPaths, *, with_result: bool) -> None:
+    """Make the output durable, then rename it into place: whole or absent."""
     if not paths.errors_partial.exists():
         paths.errors_partial.touch()
-    for partial, final in (
-        (paths.errors_partial, paths.errors),
-        (paths.result_partial, paths.result),
-    ):
+    outputs = [(paths.errors_partial, paths.errors)]
+    if with_result:
+        outputs.append((paths.result_partial, paths.result))
+    for partial, final in outputs:
         fsync_file(partial)
         partial.replace(final)
     fsync_dir(paths.root)
+
+
+def _count_lines(path: Any) -> int:
+    try:
+        with open(path, "rb") as handle:
+            return sum(1 for _ in handle)
+    except FileNotFoundError:
+        return 0
+
+
+async def _fail(
+    sessions: Sessions,
+    job_id: str,
+    attempt: int,
+    retention: timedelta,
+    code: str,
+    message: str,
+    **values: Any,
+) -> None:
+    await _finish(
+        sessions,
+        job_id,
+        attempt,
+        JobStatus.failed,
+        retention=retention,
+        error_code=code,
+        error_message=message,
+        **values,
+    )
+    logger.info("job failed", extra={"job_id": job_id, "code": code})
 
 
 async def execute(job_id: str, settings: Settings, sessions: Sessions) -> None:
@@ -250,16 +286,17 @@ async def execute(job_id: str, settings: Settings, sessions: Sessions) -> None:
     job = await claim(sessions, job_id)
     if job is None:
         return
-    log = {"job_id": job_id}
+    attempt = job.attempts
+    log = {"job_id": job_id, "attempt": attempt}
     retention = timedelta(hours=settings.retention_hours)
-    if job.attempts > MAX_ATTEMPTS:
+    if attempt > MAX_ATTEMPTS:
         message = f"The job was interrupted {MAX_ATTEMPTS} times."
-        await _fail(sessions, job_id, retention, "internal_error", message)
+        await _fail(sessions, job_id, attempt, retention, "internal_error", message)
         return
-    paths = job_paths(settings.data_dir, job_id)
-    await asyncio.to_thread(_prepare_output, paths)
-    logger.info("job started", extra={**log, "attempt": job.attempts, "size": job.file_size})
-    reporter = ProgressReporter(sessions, job_id, settings.progress_interval_s)
+    paths = job_paths(settings.data_dir, job_id).attempt(attempt)
+    await asyncio.to_thread(_fresh_output_dir, paths)
+    logger.info("job started", extra={**log, "size": job.file_size})
+    reporter = ProgressReporter(sessions, job_id, attempt, settings.progress_interval_s)
     started = time.monotonic()
     try:
         result = await parsing.parse_file(
@@ -271,22 +308,19 @@ async def execute(job_id: str, settings: Settings, sessions: Sessions) -> None:
         )
     except JobCancelled:
         await asyncio.to_thread(_remove_partials, paths)
-        logger.info("job stopped: no longer running", extra=log)
+        logger.info("job stopped: no longer running under this attempt", extra=log)
         return
     except parsing.ParseFailure as failure:
-        await asyncio.to_thread(_remove_partials, paths)
-        await _fail(
-            sessions, job_id, retention, failure.code, failure.message, percent=reporter.percent
-        )
+        await _fail_with_report(sessions, paths, attempt, retention, failure, reporter)
         return
     except Exception:
         logger.exception("job crashed", extra=log)
         await asyncio.to_thread(_remove_partials, paths)
         message = "The parser stopped on an unexpected error."
-        await _fail(sessions, job_id, retention, "internal_error", message)
+        await _fail(sessions, job_id, attempt, retention, "internal_error", message)
         return
     try:
-        await asyncio.to_thread(_publish, paths)
+        await asyncio.to_thread(_publish, paths, with_result=True)
     except FileNotFoundError:
         logger.info("job stopped: deleted while finishing", extra=log)
         return
@@ -294,6 +328,7 @@ async def execute(job_id: str, settings: Settings, sessions: Sessions) -> None:
     succeeded = await _finish(
         sessions,
         job_id,
+        attempt,
         JobStatus.succeeded,
         retention=retention,
         format=result.format,
@@ -311,17 +346,39 @@ async def execute(job_id: str, settings: Settings, sessions: Sessions) -> None:
         rows_done=result.rows,
         rows_failed=result.rows_failed,
     )
-    if not succeeded:
-        await asyncio.to_thread(_remove_partials, paths)
-        return
-    logger.info(
-        "job succeeded",
-        extra={
-            **log,
-            "rows": result.rows,
-            "rows_failed": result.rows_failed,
-            "seconds": round(seconds, 3),
-        },
+    if succeeded:
+        extra = {**log, "rows": result.rows, "rows_failed": result.rows_failed}
+        logger.info("job succeeded", extra={**extra, "seconds": round(seconds, 3)})
+    else:
+        logger.info("job stopped: no longer running under this attempt", extra=log)
+
+
+async def _fail_with_report(
+    sessions: Sessions,
+    paths: AttemptPaths,
+    attempt: int,
+    retention: timedelta,
+    failure: parsing.ParseFailure,
+    reporter: ProgressReporter,
+) -> None:
+    """Fail the job, keeping the row errors found so far: they explain `too_many_errors`."""
+    job_id = paths.root.name
+    try:
+        await asyncio.to_thread(_publish, paths, with_result=False)
+        stored = await asyncio.to_thread(_count_lines, paths.errors)
+    except FileNotFoundError:
+        stored = 0
+    await asyncio.to_thread(_remove_partials, paths)
+    await _fail(
+        sessions,
+        job_id,
+        attempt,
+        retention,
+        failure.code,
+        failure.message,
+        percent=reporter.percent,
+        rows_done=reporter.rows_done,
+        rows_failed=max(reporter.rows_failed, stored),
     )
 
 
@@ -335,6 +392,16 @@ async def release(sessions: Sessions, job_id: str) -> None:
         )
 
 
+async def queued_jobs(sessions: Sessions, *, older_than: datetime | None = None) -> Sequence[str]:
+    """Ids of queued jobs, oldest first; with `older_than`, only those untouched since then."""
+    query = select(Job.id).where(col(Job.status) == JobStatus.queued)
+    if older_than is not None:
+        query = query.where(col(Job.updated_at) < older_than)
+    async with sessions() as session:
+        rows = await session.exec(query.order_by(col(Job.created_at)))
+        return list(rows.all())
+
+
 async def requeue_interrupted(sessions: Sessions) -> Sequence[str]:
     """At start-up of the single-process deployment: every running job lost its worker.
 
@@ -346,19 +413,17 @@ async def requeue_interrupted(sessions: Sessions) -> Sequence[str]:
             .where(col(Job.status) == JobStatus.running)
             .values(status=JobStatus.queued, updated_at=utcnow())
         )
-        rows = await session.exec(
-            select(Job.id).where(col(Job.status) == JobStatus.queued).order_by(col(Job.created_at))
-        )
-        return list(rows.all())
+    return await queued_jobs(sessions)
 
 
-async def queued_jobs(sessions: Sessions) -> Sequence[str]:
-    """Ids of every queued job, oldest first."""
-    async with sessions() as session:
-        rows = await session.exec(
-            select(Job.id).where(col(Job.status) == JobStatus.queued).order_by(col(Job.created_at))
+async def touch_queued(sessions: Sessions, job_ids: Sequence[str]) -> None:
+    """Note that these queued jobs were just handed to the executor again."""
+    async with transaction(sessions) as session:
+        await session.exec(
+            update(Job)
+            .where(col(Job.id).in_(job_ids), col(Job.status) == JobStatus.queued)
+            .values(updated_at=utcnow())
         )
-        return list(rows.all())
 
 
 async def requeue_orphaned(sessions: Sessions, now: datetime | None = None) -> Sequence[str]:
@@ -373,6 +438,7 @@ async def requeue_orphaned(sessions: Sessions, now: datetime | None = None) -> S
             await session.exec(
                 update(Job)
                 .where(col(Job.id).in_(ids), col(Job.status) == JobStatus.running)
+                .where(col(Job.updated_at) < cutoff)
                 .values(status=JobStatus.queued, updated_at=utcnow())
             )
         return ids

@@ -28,6 +28,11 @@ class Runtime:
     recorder: JobRecorder
     uploads_in_flight: set[tuple[str, str]] = field(default_factory=set)
 
+    def begin_shutdown(self) -> None:
+        """A stop was asked for: refuse uploads (503) and start no more jobs."""
+        self.admission.accepting = False
+        self.executor.pause()
+
     async def job_done(self, job_id: str) -> None:
         """A job ran in this process's pool: wake its watchers, count it."""
         self.views.changed(job_id)

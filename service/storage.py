@@ -46,13 +46,23 @@ class JobPaths:
     def errors(self) -> Path:
         return self.root / "errors.ndjson"
 
+    def attempt(self, number: int) -> AttemptPaths:
+        return AttemptPaths(self.upload, self.root, number)
+
+
+@dataclass(frozen=True)
+class AttemptPaths(JobPaths):
+    """One attempt's output files: partial files of its own, the same final names."""
+
+    number: int
+
     @property
     def result_partial(self) -> Path:
-        return self.root / "result.ndjson.part"
+        return self.root / f"result.ndjson.{self.number}.part"
 
     @property
     def errors_partial(self) -> Path:
-        return self.root / "errors.ndjson.part"
+        return self.root / f"errors.ndjson.{self.number}.part"
 
 
 def job_paths(data_dir: Path, job_id: str) -> JobPaths:

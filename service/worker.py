@@ -7,7 +7,11 @@ many small jobs do not pay for connecting again.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import os
+import signal
+import sys
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -29,6 +33,7 @@ _states: dict[str, _WorkerState] = {}
 
 # Parsing is batch work: on a busy machine the scheduler should prefer the API process.
 WORKER_NICENESS = 19
+PR_SET_PDEATHSIG = 1
 
 
 def _state_for(settings: Settings) -> _WorkerState:
@@ -49,9 +54,28 @@ def run_job(job_id: str, settings: Settings) -> None:
     state.loop.run_until_complete(runner.execute(job_id, settings, state.sessions))
 
 
-def lower_priority() -> None:
-    """Run parsing below the API's priority, so status requests are never starved of CPU."""
+def init_pool_process() -> None:
+    """Set up a worker process of the API's pool.
+
+    - Parsing runs below the API's priority, so status requests are never starved of CPU.
+    - SIGINT and SIGTERM sent to the whole process group (Ctrl-C, systemd) are left to the
+      API, which decides how long running jobs may go on.
+    - The process dies with its parent (the pool's forkserver, which exits with the API), so
+      a killed API leaves no worker parsing a job that the next start will run again.
+    """
     os.nice(WORKER_NICENESS)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _die_with_parent()
+
+
+def _die_with_parent() -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def warm_up() -> None:

@@ -37,7 +37,7 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     checks["data_dir"] = "ok" if writable else "failed: not writable"
     free = await asyncio.to_thread(free_bytes, settings.data_dir)
     checks["disk"] = "ok" if free >= settings.min_free_bytes else f"failed: {free} bytes free"
-    checks["executor"] = "ok" if runtime.executor.alive() else "failed: not running"
+    checks["executor"] = "ok" if await runtime.executor.ready() else "failed: not running"
     checks["accepting"] = "ok" if runtime.admission.accepting else "failed: shutting down"
     ready = all(value == "ok" for value in checks.values())
     return JSONResponse(

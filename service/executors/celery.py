@@ -9,6 +9,7 @@ from celery import Celery
 from service.config import Settings
 
 RUN_JOB_TASK = "ingest.run_job"
+BROKER_TIMEOUT_S = 2.0
 
 
 class CeleryExecutor:
@@ -28,8 +29,20 @@ class CeleryExecutor:
         # Publishing talks to the broker over the network: keep it off the event loop.
         await asyncio.to_thread(self._client.send_task, RUN_JOB_TASK, args=[job_id])
 
-    def alive(self) -> bool:
+    async def ready(self) -> bool:
+        """The broker answers."""
+        try:
+            await asyncio.to_thread(self._ping_broker)
+        except Exception:
+            return False
         return self._started
+
+    def _ping_broker(self) -> None:
+        with self._client.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_S)
+
+    def pause(self) -> None:
+        """Nothing runs here: Celery workers keep taking jobs from the broker."""
 
     def running(self) -> int:
         return 0

@@ -25,7 +25,7 @@ def _new_pool(size: int) -> ProcessPoolExecutor:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["service.worker"])
     return ProcessPoolExecutor(
-        max_workers=size, mp_context=context, initializer=worker.lower_priority
+        max_workers=size, mp_context=context, initializer=worker.init_pool_process
     )
 
 
@@ -40,11 +40,12 @@ class InProcessExecutor:
         self._sessions = sessions
         self._on_done = on_done
         self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._waiting: set[str] = set()
         self._consumers: list[asyncio.Task[None]] = []
         self._pool: ProcessPoolExecutor | None = None
         self._busy: set[asyncio.Task[None]] = set()
         self._warm_up: list[asyncio.Future[None]] = []
-        self._stopping = False
+        self._paused = False
 
     async def start(self) -> None:
         # Start the worker processes now, so the first job does not wait for them.
@@ -60,9 +61,12 @@ class InProcessExecutor:
         ]
 
     async def submit(self, job_id: str) -> None:
-        self._queue.put_nowait(job_id)
+        """Queue a job here unless it already waits here (the sweeper resubmits stragglers)."""
+        if job_id not in self._waiting:
+            self._waiting.add(job_id)
+            self._queue.put_nowait(job_id)
 
-    def alive(self) -> bool:
+    async def ready(self) -> bool:
         return bool(self._consumers) and not any(task.done() for task in self._consumers)
 
     def running(self) -> int:
@@ -73,14 +77,12 @@ class InProcessExecutor:
             self._pool = _new_pool(self._settings.max_concurrent_jobs)
         return self._pool
 
-    def queued(self) -> int:
-        return self._queue.qsize()
-
     async def _consume(self) -> None:
         me = asyncio.current_task()
         assert me is not None
-        while not self._stopping:
+        while not self._paused:
             job_id = await self._queue.get()
+            self._waiting.discard(job_id)
             self._busy.add(me)
             try:
                 await self._run(job_id)
@@ -88,7 +90,6 @@ class InProcessExecutor:
                 logger.exception("job dispatch failed", extra={"job_id": job_id})
             finally:
                 self._busy.discard(me)
-                self._queue.task_done()
 
     async def _run(self, job_id: str) -> None:
         loop = asyncio.get_running_loop()
@@ -99,21 +100,25 @@ class InProcessExecutor:
             logger.error("worker process died; the job is queued again", extra={"job_id": job_id})
             if self._pool is pool:
                 self._pool = None
-                pool.shutdown(wait=False, cancel_futures=True)
+                await asyncio.to_thread(pool.shutdown, wait=False, cancel_futures=True)
             await runner.release(self._sessions, job_id)
-            self._queue.put_nowait(job_id)
+            await self.submit(job_id)
             return
         await self._on_done(job_id)
 
-    async def stop(self, grace_s: float) -> None:
-        """Stop taking jobs; let running ones finish for up to `grace_s`, then end them.
-
-        A job ended here stays `running` in the database and starts again at next start-up.
-        """
-        self._stopping = True
+    def pause(self) -> None:
+        """Start no more jobs; those running go on."""
+        self._paused = True
         for task in self._consumers:
             if task not in self._busy:
                 task.cancel()
+
+    async def stop(self, grace_s: float) -> None:
+        """Start no more jobs; let running ones finish for up to `grace_s`, then end them.
+
+        A job ended here stays `running` in the database and starts again at next start-up.
+        """
+        self.pause()
         if self._busy:
             await asyncio.wait(set(self._busy), timeout=grace_s)
         for task in self._consumers:
@@ -122,7 +127,9 @@ class InProcessExecutor:
         self._consumers = []
         pool, self._pool = self._pool, None
         if pool is not None:
-            # Processes still parsing are ended: their jobs resume at the next start.
+            # Workers ignore SIGTERM (it belongs to the API), so the ones still parsing are
+            # killed; their jobs resume at the next start. The pool offers no public handle
+            # on its processes.
             for process in list((pool._processes or {}).values()):
-                process.terminate()
-            pool.shutdown(wait=True, cancel_futures=True)
+                process.kill()
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)

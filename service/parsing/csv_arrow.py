@@ -1,4 +1,4 @@
-"""The fast CSV reader: Arrow's multi-threaded parser on blocks of whole, well-formed records."""
+"""The fast CSV reader: Arrow's parser on blocks of whole, well-formed records."""
 
 from __future__ import annotations
 

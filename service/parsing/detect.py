@@ -116,6 +116,8 @@ def sniff_delimiter(sample: bytes, *, at_eof: bool) -> str:
     best: tuple[float, int, int] | None = None
     chosen = ","
     for rank, candidate in enumerate(DELIMITER_CANDIDATES):
+        if candidate not in text:
+            continue  # every record would be one field: not worth reading
         counts = _field_counts(text, candidate)
         if not counts or counts[0] < 2:
             continue
