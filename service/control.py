@@ -7,7 +7,7 @@ from datetime import timedelta
 from service import jobs, runner
 from service.db import transaction
 from service.errors import Conflict
-from service.models import JobPublic
+from service.models import JobPublic, JobStatus
 from service.runtime import Runtime
 from service.storage import job_paths, remove_job_files
 
@@ -17,7 +17,8 @@ async def cancel(runtime: Runtime, job_id: str, owner: str) -> JobPublic:
     retention = timedelta(hours=runtime.settings.retention_hours)
     async with transaction(runtime.sessions) as session:
         job = await jobs.find_job(session, job_id, owner)
-        if not await runner.cancel(session, job, retention) and job.status != "cancelled":
+        cancelled = await runner.cancel(session, job, retention)
+        if not cancelled and job.status is not JobStatus.cancelled:
             raise Conflict(f"The job has already {job.status.value}; it cannot be cancelled.")
     runtime.views.changed(job_id)
     return JobPublic.from_job(job)

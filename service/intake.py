@@ -13,10 +13,10 @@ import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
@@ -46,6 +46,10 @@ MAX_FIELD_BYTES = 4096
 MAX_FILENAME_CHARS = 255
 
 Format = Literal["auto", "csv", "tsv", "jsonl", "json"]
+MAX_ERRORS_LIMIT = 1_000_000_000
+PROBE = "id;name\n1;Zoë\n"
+# Codecs that round-trip text but are not how files are encoded.
+NOT_FILE_ENCODINGS = frozenset({"idna", "punycode", "raw_unicode_escape", "unicode_escape"})
 
 
 class UploadOptions(BaseModel):
@@ -54,20 +58,36 @@ class UploadOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     format: Format = "auto"
-    delimiter: str | None = Field(default=None, min_length=1, max_length=1)
+    delimiter: str | None = None
     header: bool = True
     encoding: str = "auto"
-    max_errors: int = Field(default=1000, ge=0)
+    max_errors: int = Field(default=1000, ge=0, le=MAX_ERRORS_LIMIT)
+
+    @field_validator("delimiter")
+    @classmethod
+    def _usable_delimiter(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if len(value) != 1 or not (value == "\t" or (value.isascii() and value.isprintable())):
+            raise ValueError("the delimiter must be one printable ASCII character, or a tab")
+        if value == '"':
+            raise ValueError("the quote character cannot be the delimiter")
+        return value
 
     @field_validator("encoding")
     @classmethod
-    def _known_encoding(cls, value: str) -> str:
+    def _text_encoding(cls, value: str) -> str:
         if value.lower() == "auto":
             return "auto"
         try:
-            return codecs.lookup(value).name
-        except LookupError:
-            raise ValueError(f"unknown encoding {value!r}") from None
+            name = codecs.lookup(value).name
+            # Only codecs that turn bytes into text qualify (not hex, base64, rot13, zlib…).
+            usable = name not in NOT_FILE_ENCODINGS and PROBE.encode(name).decode(name) == PROBE
+        except (LookupError, UnicodeError):
+            usable = False
+        if not usable:
+            raise ValueError(f"{value!r} is not a text encoding this service can read")
+        return name
 
 
 OPTION_NAMES = frozenset(UploadOptions.model_fields)
@@ -82,6 +102,10 @@ def validate_options(given: dict[str, Any]) -> UploadOptions:
             for err in exc.errors()
         ]
         raise BadRequest("The upload options are not valid.", errors=errors) from None
+
+
+class BodyHash(Protocol):
+    def update(self, data: bytes, /) -> None: ...
 
 
 @dataclass
@@ -103,14 +127,19 @@ def media_type_of(request: Request) -> str:
     return media_type.decode("latin-1").lower()
 
 
-def check_media_type(request: Request) -> str:
-    """The request's media type, or 415 if the service does not take it."""
+def check_media_type(request: Request) -> tuple[str, str | None]:
+    """The request's media type and content coding, or 415 if the service does not take them."""
     media_type = media_type_of(request)
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if media_type == MULTIPART or media_type in RAW_MEDIA_TYPES:
-        encoding = request.headers.get("content-encoding", "identity").strip().lower()
-        if encoding not in ("identity", "gzip"):
-            raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not supported; use gzip.")
-        return media_type
+        if encoding == "identity":
+            return media_type, None
+        if encoding == "gzip" and media_type != MULTIPART:
+            return media_type, encoding
+        raise UnsupportedMediaType(
+            f"Content-Encoding {encoding!r} is not supported here; "
+            "only gzip, and only on a raw (not multipart) body."
+        )
     supported = ", ".join(sorted(RAW_MEDIA_TYPES | {MULTIPART}))
     shown = media_type or "none"
     raise UnsupportedMediaType(f"Media type {shown!r} is not supported. Send one of: {supported}.")
@@ -147,7 +176,7 @@ def clean_file_name(name: str | None, fallback: str = "upload") -> str:
     return base[:MAX_FILENAME_CHARS] or fallback
 
 
-async def _body(request: Request, body_hash: Any = None) -> AsyncIterator[bytes]:
+async def _body(request: Request, body_hash: BodyHash | None = None) -> AsyncIterator[bytes]:
     try:
         async for chunk in request.stream():
             if chunk:
@@ -162,6 +191,7 @@ async def receive(
     request: Request,
     *,
     media_type: str,
+    content_encoding: str | None,
     query_options: dict[str, Any],
     file_name: str | None,
     incoming_dir: Path,
@@ -191,7 +221,7 @@ async def receive(
                 options = validate_options(query_options)
                 name = clean_file_name(file_name)
                 stored_type = media_type
-                encoding = _content_encoding(request)
+                encoding = content_encoding
                 body_sha256 = None
             stored = await writer.digest()
             if expected_sha256 and expected_sha256 != (body_sha256 or stored.sha256):
@@ -209,11 +239,6 @@ async def receive(
         options=options,
         stored=stored,
     )
-
-
-def _content_encoding(request: Request) -> str | None:
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
-    return None if encoding == "identity" else encoding
 
 
 @dataclass
@@ -241,6 +266,7 @@ class _PartEvents:
         self._header_field = bytearray()
         self._header_value = bytearray()
         self.headers: dict[bytes, bytes] = {}
+        self.complete = False
 
     def callbacks(self) -> dict[str, Any]:
         return {
@@ -251,7 +277,11 @@ class _PartEvents:
             "on_headers_finished": lambda: self.events.append(("headers", b"")),
             "on_part_data": lambda data, start, end: self.events.append(("data", data[start:end])),
             "on_part_end": lambda: self.events.append(("end", b"")),
+            "on_end": self._end,
         }
+
+    def _end(self) -> None:
+        self.complete = True
 
     def _part_begin(self) -> None:
         self.headers = {}
@@ -284,25 +314,27 @@ def _start_part(headers: dict[bytes, bytes]) -> _Part:
 
 
 async def _receive_multipart(
-    request: Request, writer: UploadWriter, body_hash: Any = None
+    request: Request, writer: UploadWriter, body_hash: BodyHash | None = None
 ) -> _Form:
     _, params = parse_options_header(request.headers.get("content-type"))
     boundary = params.get(b"boundary")
     if not boundary:
         raise BadRequest("The multipart body has no boundary.")
     events = _PartEvents()
-    parser = MultipartParser(boundary, events.callbacks())  # type: ignore[arg-type]
     form = _Form()
     part: _Part | None = None
     try:
+        parser = MultipartParser(boundary, events.callbacks())  # type: ignore[arg-type]
         async for chunk in _body(request, body_hash):
             parser.write(chunk)
             for kind, data in events.events:
                 part = await _handle_event(kind, data, part, events, form, writer)
             events.events.clear()
         parser.finalize()
-    except MultipartParseError as exc:
+    except FormParserError as exc:
         raise BadRequest(f"The multipart body is malformed: {exc}") from None
+    if not events.complete:
+        raise BadRequest("The multipart body ends before its closing boundary.")
     if form.files == 0:
         raise BadRequest("No file: send the file in a multipart field named 'file'.")
     return form
@@ -326,8 +358,10 @@ async def _handle_event(
                 raise BadRequest("Send exactly one file per upload.")
             form.file_name = part.file_name
             form.file_media_type = part.media_type
+        elif part.name == "file":
+            raise BadRequest("The 'file' field must be a file upload, as with curl -F file=@path.")
         elif part.name not in OPTION_NAMES:
-            allowed = ", ".join(sorted(OPTION_NAMES | {"file"}))
+            allowed = ", ".join(sorted(OPTION_NAMES))
             raise BadRequest(f"Unknown form field {part.name!r}; known fields: {allowed}.")
         return part
     if part is None:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import os
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import BinaryIO
 
-import aiofiles
 import orjson
 from sqlalchemy import and_, func, or_
 from sqlmodel import col, select
@@ -86,23 +88,37 @@ async def count_waiting(session: AsyncSession) -> int:
     return int(total or 0)
 
 
+def _encode_cursor(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(value: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise BadRequest("The cursor is not valid.") from None
+
+
 @dataclass(frozen=True)
 class Cursor:
+    """Where a page of /jobs ends: the last job's creation time and id."""
+
     created_at: datetime
     job_id: str
 
     def encode(self) -> str:
-        raw = f"{self.created_at.isoformat()}|{self.job_id}".encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        return _encode_cursor(f"{self.created_at.isoformat()}|{self.job_id}")
 
     @classmethod
     def decode(cls, value: str) -> Cursor:
+        created, _, job_id = _decode_cursor(value).partition("|")
         try:
-            raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
-            created, job_id = raw.split("|", 1)
-            return cls(datetime.fromisoformat(created), job_id)
-        except (ValueError, binascii.Error, UnicodeDecodeError):
-            raise BadRequest("The cursor is not valid.") from None
+            cursor = cls(datetime.fromisoformat(created), job_id)
+        except ValueError:
+            cursor = None
+        if cursor is None or not is_job_id(job_id):
+            raise BadRequest("The cursor is not valid.")
+        return cursor
 
 
 async def list_jobs(
@@ -135,39 +151,42 @@ async def list_jobs(
     return jobs, next_cursor
 
 
-def _decode_offset(cursor: str | None) -> int:
+def _start_of_page(handle: BinaryIO, cursor: str | None) -> int:
+    """The byte offset a row-errors cursor points at; 400 unless it is the start of a line."""
     if not cursor:
         return 0
-    try:
-        offset = int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, binascii.Error):
-        raise BadRequest("The cursor is not valid.") from None
-    if offset < 0:
+    raw = _decode_cursor(cursor)
+    size = os.fstat(handle.fileno()).st_size
+    if not raw.isdigit() or not 0 < int(raw) <= size:
+        raise BadRequest("The cursor is not valid.")
+    offset = int(raw)
+    handle.seek(offset - 1)
+    if handle.read(1) != b"\n":
         raise BadRequest("The cursor is not valid.")
     return offset
 
 
-def _encode_offset(offset: int) -> str:
-    return base64.urlsafe_b64encode(str(offset).encode()).decode().rstrip("=")
+def _read_page(path: Path, limit: int, cursor: str | None) -> tuple[list[RowError], str | None]:
+    with open(path, "rb") as handle:
+        offset = _start_of_page(handle, cursor)
+        handle.seek(offset)
+        items: list[RowError] = []
+        while len(items) < limit:
+            line = handle.readline()
+            if not line:
+                return items, None
+            offset += len(line)
+            if line.strip():
+                items.append(RowError.model_validate(orjson.loads(line)))
+        more = bool(handle.read(1))
+    return items, _encode_cursor(str(offset)) if more else None
 
 
 async def read_row_errors(
     path: Path, *, limit: int, cursor: str | None
 ) -> tuple[list[RowError], str | None]:
     """One page of a job's stored row errors, in file order; the cursor is a byte offset."""
-    offset = _decode_offset(cursor)
-    items: list[RowError] = []
     try:
-        async with aiofiles.open(path, "rb") as handle:
-            await handle.seek(offset)
-            while len(items) < limit:
-                line = await handle.readline()
-                if not line:
-                    return items, None
-                offset += len(line)
-                if line.strip():
-                    items.append(RowError.model_validate(orjson.loads(line)))
-            more = bool(await handle.read(1))
+        return await asyncio.to_thread(_read_page, path, limit, cursor)
     except FileNotFoundError:
         return [], None
-    return items, _encode_offset(offset) if more else None

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from service import maintenance, runner
 from service.admission import Admission
-from service.api import events, health
+from service.api import docs, events, health
 from service.api import jobs as job_routes
 from service.config import Settings, get_settings
 from service.db import create_engine, session_factory
@@ -89,12 +89,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Upload a data file; it is parsed in the background; poll, then download.",
         version="0.1.0",
         lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     app.add_middleware(RequestLogMiddleware)
     app.include_router(job_routes.router)
     app.include_router(events.router)
     app.include_router(health.router)
+    app.include_router(docs.router)
     return app
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,32 +20,33 @@ from service.errors import (
     ProblemError,
     UnprocessableContent,
 )
-from service.intake import Format, check_declared_size, check_media_type, receive
-from service.models import Job
+from service.intake import Upload, check_declared_size, check_media_type, receive
+from service.models import Job, JobPublic
 from service.runtime import Runtime
 from service.storage import job_paths, remove_job_files
+
+logger = logging.getLogger(__name__)
 
 MAX_IDEMPOTENCY_KEY_CHARS = 255
 
 
 class SubmitQuery(BaseModel):
-    """Query parameters of POST /jobs; the options may also come as multipart form fields."""
+    """Query parameters of POST /jobs. The options may also come as multipart form fields;
+    `UploadOptions` validates them wherever they came from."""
 
     model_config = ConfigDict(extra="forbid")
 
-    format: Format | None = Field(default=None, description="auto (default), csv, tsv, jsonl, json")
-    delimiter: str | None = Field(
-        default=None, min_length=1, max_length=1, description="CSV delimiter (one character)"
-    )
-    header: bool | None = Field(default=None, description="Whether the first CSV row is the header")
-    encoding: str | None = Field(default=None, description="auto (BOM, then UTF-8) or a codec name")
-    max_errors: int | None = Field(
-        default=None, ge=0, description="More failed rows than this fails the job (default 1000)"
+    format: str | None = Field(default=None, description="auto (default), csv, tsv, jsonl, json")
+    delimiter: str | None = Field(default=None, description="CSV delimiter: one character")
+    header: str | None = Field(default=None, description="true (default) or false")
+    encoding: str | None = Field(default=None, description="auto (BOM, then UTF-8) or a codec")
+    max_errors: str | None = Field(
+        default=None, description="More failed rows than this fails the job (default 1000)"
     )
     filename: str | None = Field(default=None, description="File name of a raw-body upload")
 
     def options(self) -> dict[str, Any]:
-        given = self.model_dump(exclude_unset=True, exclude={"filename"})
+        given = self.model_dump(exclude={"filename"})
         return {name: value for name, value in given.items() if value is not None}
 
 
@@ -62,15 +65,27 @@ async def submit(request: Request, runtime: Runtime, owner: str, query: SubmitQu
         raise
 
 
+@dataclass(frozen=True)
+class _Request:
+    """What the headers say about an upload, read before its body."""
+
+    request: Request
+    query: SubmitQuery
+    media_type: str
+    content_encoding: str | None
+    expected_sha256: str | None
+
+
 async def _submit(request: Request, runtime: Runtime, owner: str, query: SubmitQuery) -> Submitted:
-    settings = runtime.settings
-    media_type = check_media_type(request)
-    declared = check_declared_size(request, media_type, settings.max_upload_bytes)
-    expected = expected_sha256(request.headers)
+    media_type, content_encoding = check_media_type(request)
+    declared = check_declared_size(request, media_type, runtime.settings.max_upload_bytes)
+    upload = _Request(
+        request, query, media_type, content_encoding, expected_sha256(request.headers)
+    )
     key = idempotency_key(request)
     if key is None:
         await runtime.admission.check(declared)
-        return Submitted(await _store(request, runtime, owner, query, media_type, expected), True)
+        return Submitted(await _store(runtime, upload, owner), True)
     in_flight = (owner, key)
     if in_flight in runtime.uploads_in_flight:
         raise Conflict("An upload with this Idempotency-Key is still in progress.")
@@ -79,12 +94,9 @@ async def _submit(request: Request, runtime: Runtime, owner: str, query: SubmitQ
         async with runtime.sessions() as session:
             original = await jobs.find_by_idempotency_key(session, owner, key)
         if original is not None:
-            return Submitted(
-                await _replay(request, runtime, query, media_type, expected, original), False
-            )
+            return Submitted(await _replay(runtime, upload, original), False)
         await runtime.admission.check(declared)
-        job = await _store(request, runtime, owner, query, media_type, expected, key)
-        return Submitted(job, True)
+        return Submitted(await _store(runtime, upload, owner, key), True)
     finally:
         runtime.uploads_in_flight.discard(in_flight)
 
@@ -99,32 +111,30 @@ def idempotency_key(request: Request) -> str | None:
     return key
 
 
-async def _store(
-    request: Request,
-    runtime: Runtime,
-    owner: str,
-    query: SubmitQuery,
-    media_type: str,
-    expected: str | None,
-    key: str | None = None,
-) -> Job:
+async def _receive(runtime: Runtime, upload: _Request, destination: Path | None) -> Upload:
+    settings = runtime.settings
+    return await receive(
+        upload.request,
+        media_type=upload.media_type,
+        content_encoding=upload.content_encoding,
+        query_options=upload.query.options(),
+        file_name=upload.query.filename,
+        incoming_dir=settings.data_dir / "incoming",
+        destination=destination,
+        max_bytes=settings.max_upload_bytes,
+        expected_sha256=upload.expected_sha256,
+    )
+
+
+async def _store(runtime: Runtime, upload: _Request, owner: str, key: str | None = None) -> Job:
     settings = runtime.settings
     job_id = jobs.new_job_id()
     paths = job_paths(settings.data_dir, job_id)
-    upload = await receive(
-        request,
-        media_type=media_type,
-        query_options=query.options(),
-        file_name=query.filename,
-        incoming_dir=settings.data_dir / "incoming",
-        destination=paths.upload,
-        max_bytes=settings.max_upload_bytes,
-        expected_sha256=expected,
-    )
+    stored = await _receive(runtime, upload, paths.upload)
     job = jobs.new_job(
         job_id=job_id,
         owner=owner,
-        upload=upload,
+        upload=stored,
         retention=timedelta(hours=settings.retention_hours),
         idempotency_key=key,
     )
@@ -136,37 +146,44 @@ async def _store(
     except Exception:
         await remove_job_files(paths)
         raise
-    runtime.admission.accepted(upload.stored.size)
+    runtime.admission.accepted(stored.stored.size)
     runtime.metrics.uploads.labels(outcome="accepted").inc()
-    runtime.metrics.upload_bytes.inc(upload.stored.size)
+    runtime.metrics.upload_bytes.inc(stored.stored.size)
     return job
 
 
-async def _replay(
-    request: Request,
-    runtime: Runtime,
-    query: SubmitQuery,
-    media_type: str,
-    expected: str | None,
-    original: Job,
-) -> Job:
+async def _replay(runtime: Runtime, upload: _Request, original: Job) -> Job:
     """A retry of an accepted upload: the original job if it is the same upload, else 422."""
-    upload = await receive(
-        request,
-        media_type=media_type,
-        query_options=query.options(),
-        file_name=query.filename,
-        incoming_dir=runtime.settings.data_dir / "incoming",
-        destination=None,
-        max_bytes=runtime.settings.max_upload_bytes,
-        expected_sha256=expected,
-    )
+    retried = await _receive(runtime, upload, None)
     same = (
-        upload.stored.sha256 == original.file_sha256
-        and upload.options.model_dump() == original.options
+        retried.stored.sha256 == original.file_sha256
+        and retried.options.model_dump() == original.options
     )
     if not same:
         raise UnprocessableContent(
             "This Idempotency-Key was used for a different upload; use a new key."
         )
     return original
+
+
+async def dispatch(runtime: Runtime, job_id: str) -> None:
+    """Hand the job to the executor; if that fails, the sweep hands it over again later."""
+    try:
+        await runtime.executor.submit(job_id)
+    except Exception:
+        logger.exception("job dispatch failed; it stays queued", extra={"job_id": job_id})
+
+
+async def start(
+    runtime: Runtime, submitted: Submitted, owner: str, wait: float | None
+) -> JobPublic:
+    """The job to answer with: as accepted, or, with `Prefer: wait`, once done or out of time."""
+    job = JobPublic.from_job(submitted.job)
+    if wait is None:
+        return job
+    if submitted.created:
+        await dispatch(runtime, job.id)
+    finished = await runtime.views.next_version(
+        job.id, owner, since=None, timeout=wait, until_done=True
+    )
+    return finished.job

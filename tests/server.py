@@ -133,3 +133,19 @@ class CeleryWorker:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def log_records(log: Path) -> list[dict[str, object]]:
+    """The JSON log lines a ServiceProcess (and its workers) wrote, in order; other lines,
+    such as a traceback printed by a dying process, are left out."""
+    import orjson
+
+    records: list[dict[str, object]] = []
+    for line in log.read_bytes().splitlines():
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records

@@ -59,6 +59,9 @@ async def test_two_api_keys_never_see_each_others_jobs(data_dir: Path) -> None:
 
         for open_path in ["/healthz", "/readyz", "/metrics"]:
             assert (await client.get(open_path)).status_code == 200
+        for documentation in ["/docs", "/openapi.json"]:
+            assert_problem(await client.get(documentation), 401)
+            assert (await client.get(documentation, headers=beta)).status_code == 200
 
 
 async def wait_for_job_as(client: httpx.AsyncClient, job_id: str, key: str) -> dict[str, object]:
@@ -126,3 +129,8 @@ async def test_openapi_documents_every_endpoint(client: httpx.AsyncClient) -> No
     assert {"format", "delimiter", "header", "encoding", "max_errors", "filename"} <= names
     assert {"idempotency-key", "prefer", "repr-digest", "content-digest"} <= names
     assert (await client.get("/docs")).status_code == 200
+    for operations in paths.values():
+        for operation in operations.values():
+            assert "422" not in operation["responses"]
+    assert "400" in paths["/jobs/{job_id}"]["get"]["responses"]
+    assert spec["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"

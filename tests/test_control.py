@@ -13,7 +13,9 @@ from pathlib import Path
 
 import httpx
 import orjson
+from fastapi import FastAPI
 
+from service import maintenance
 from service.config import Settings
 from service.db import transaction
 from service.intake import Upload, UploadOptions
@@ -192,3 +194,83 @@ async def test_full_queue_is_503_before_the_body_is_read(data_dir: Path) -> None
 async def test_low_disk_is_507(data_dir: Path) -> None:
     async with app_client(settings_with(data_dir, min_free_bytes=10**18)) as client:
         assert_problem(await _submit(client), 507)
+
+
+async def test_if_none_match_accepts_weak_tags_lists_and_star(client: httpx.AsyncClient) -> None:
+    job_id = (await _submit(client)).json()["id"]
+    await wait_for_job(client, job_id)
+    etag = (await client.get(f"/jobs/{job_id}")).headers["etag"]
+    for header in [f"W/{etag}", f'"other", {etag}', "*"]:
+        response = await client.get(f"/jobs/{job_id}", headers={"If-None-Match": header})
+        assert response.status_code == 304, header
+
+
+async def test_too_many_errors_keeps_the_rows_that_broke_the_job(client: httpx.AsyncClient) -> None:
+    body = b"a,b\n1,2\n3\n4\n5\n6,7\n"
+    response = await client.post(
+        "/jobs?max_errors=1", content=body, headers={"Content-Type": "text/csv"}
+    )
+    job = await wait_for_job(client, response.json()["id"])
+    assert job["status"] == "failed"
+    assert job["error"]["code"] == "too_many_errors"
+    assert job["progress"]["rows_failed"] >= 2
+    errors = (await client.get(f"/jobs/{job['id']}/errors")).json()
+    assert [item["line"] for item in errors["items"]][:2] == [3, 4]
+    assert errors["total"] >= 2
+
+
+async def _queued_job_nobody_runs(app: FastAPI, updated_minutes_ago: float = 0) -> str:
+    """A job row with its upload on disk that was never handed to the executor."""
+    runtime = app.state.runtime
+    job_id = str(uuid.uuid4())
+    (runtime.settings.data_dir / "uploads" / job_id).write_bytes(CSV)
+    upload = Upload("s.csv", "text/csv", None, UploadOptions(), StoredFile(len(CSV), "0" * 64))
+    job = new_job(job_id=job_id, owner="", upload=upload, retention=timedelta(hours=1))
+    job.updated_at = job.updated_at - timedelta(minutes=updated_minutes_ago)
+    async with transaction(runtime.sessions) as session:
+        session.add(job)
+    return job_id
+
+
+async def test_events_end_with_deleted_when_the_job_is_deleted(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    job_id = await _queued_job_nobody_runs(app)
+    events: list[str] = []
+
+    async def follow() -> None:
+        async with client.stream("GET", f"/jobs/{job_id}/events") as stream:
+            async for line in stream.aiter_lines():
+                if line.startswith("event: "):
+                    events.append(line.removeprefix("event: "))
+
+    follower = asyncio.create_task(follow())
+    deadline = time.monotonic() + 10
+    while not events and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    assert (await client.delete(f"/jobs/{job_id}")).status_code == 204
+    await asyncio.wait_for(follower, 10)
+    assert events == ["progress", "deleted"]
+
+
+async def test_the_sweep_resubmits_jobs_stranded_in_the_queue(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    runtime = app.state.runtime
+    stranded = await _queued_job_nobody_runs(app, updated_minutes_ago=30)
+    recent = await _queued_job_nobody_runs(app)
+    await maintenance.sweep(runtime.settings, runtime.sessions, runtime.executor.submit)
+    assert (await wait_for_job(client, stranded))["status"] == "succeeded"
+    assert (await client.get(f"/jobs/{recent}")).json()["status"] == "queued"
+
+
+async def test_after_a_stop_is_asked_for_uploads_get_503(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    app.state.runtime.begin_shutdown()
+    response = await _submit(client)
+    assert_problem(response, 503)
+    assert response.headers["retry-after"]
+    ready = await client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["accepting"].startswith("failed")

@@ -9,6 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
+from service.config import Settings
 from service.db import sync_url
 from service.models import SQLModel
 from tests.conftest import migrate
@@ -30,8 +31,14 @@ def test_sqlite_upgrade_matches_models(tmp_path: Path) -> None:
     assert schema_differences(url) == []
     engine = create_engine(url)
     with engine.connect() as connection:
-        assert connection.execute(text("PRAGMA journal_mode")).scalar() in {"wal", "delete"}
         assert "job" in inspect(connection).get_table_names()
+    engine.dispose()
+
+
+async def test_the_service_runs_sqlite_in_wal_mode(client: object, settings: Settings) -> None:
+    engine = create_engine(settings.sqlalchemy_url)
+    with engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
     engine.dispose()
 
 

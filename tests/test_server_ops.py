@@ -1,19 +1,23 @@
-"""Operations against a real uvicorn process: SIGTERM, retention, cancel, logs."""
+"""Operations against a real uvicorn process: SIGTERM, crashes, cancel, events, retention, logs."""
 
 from __future__ import annotations
 
 import os
+import signal
 import time
 import uuid
+from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
 import psutil
 import pytest
 
-from tests.server import ServiceProcess
-from tests.test_server_process import MiB, wait_until, write_csv
+from tests.server import ServiceProcess, log_records
+from tests.test_server_process import MiB, assert_result_matches_csv, wait_until, write_csv
 
 pytestmark = pytest.mark.slow
 
@@ -41,6 +45,88 @@ def status_of(client: httpx.Client, job_id: str) -> str:
     return status
 
 
+def wait_running(client: httpx.Client, job_id: str) -> dict[str, Any]:
+    """The job as first seen running (a 150 MB job then has well over a second to go)."""
+    seen: dict[str, Any] = {}
+
+    def running() -> bool:
+        seen.update(client.get(f"/jobs/{job_id}").json())
+        return seen["status"] == "running"
+
+    wait_until(running)
+    return seen
+
+
+def post_small(client: httpx.Client) -> str:
+    response = client.post(
+        "/jobs?filename=small.csv", content=b"a\n1\n", headers={"Content-Type": "text/csv"}
+    )
+    assert response.status_code == 202, response.text
+    job_id: str = response.json()["id"]
+    return job_id
+
+
+def job_log(records: list[dict[str, object]], job_id: str, message: str) -> list[int]:
+    """Positions in the log of the lines with this message about this job."""
+    return [
+        n
+        for n, record in enumerate(records)
+        if record.get("job_id") == job_id and record["message"] == message
+    ]
+
+
+def log_time(record: dict[str, object]) -> float:
+    return datetime.fromisoformat(str(record["time"]).replace("Z", "+00:00")).timestamp()
+
+
+def result_lines(client: httpx.Client, job_id: str) -> int:
+    with client.stream("GET", f"/jobs/{job_id}/result") as response:
+        assert response.status_code == 200
+        return sum(chunk.count(b"\n") for chunk in response.iter_bytes(4 * MiB))
+
+
+def still_alive(processes: list[psutil.Process]) -> list[psutil.Process]:
+    alive = []
+    for process in processes:
+        try:
+            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                alive.append(process)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+def describe(processes: list[psutil.Process]) -> list[str]:
+    described = []
+    for process in processes:
+        try:
+            described.append(f"{process.pid}: {' '.join(process.cmdline())[:120]}")
+        except psutil.Error:
+            described.append(str(process.pid))
+    return described
+
+
+def sse_events(
+    response: httpx.Response, timeout: float = 60.0
+) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(event, id, data) for each Server-Sent Event until the stream ends; fails after
+    `timeout` seconds (keep-alive comments are skipped, so a stream that never ends is caught)."""
+    deadline = time.monotonic() + timeout
+    fields: dict[str, str] = {}
+    for line in response.iter_lines():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the event stream was still open after {timeout}s")
+        if not line:
+            if "data" in fields:
+                data = orjson.loads(fields["data"])
+                yield fields.get("event", "message"), fields.get("id", ""), data
+            fields = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            fields[name] = f"{fields[name]}\n{value}" if name in fields else value
+
+
 def worker_read_bytes(server: ServiceProcess) -> int:
     total = 0
     for child in psutil.Process(server.pid).children(recursive=True):
@@ -58,28 +144,54 @@ def data(tmp_path: Path) -> Path:
     return path
 
 
-def test_cancelling_a_large_running_job_stops_its_parse(
-    data: Path, big_csv: tuple[Path, int]
-) -> None:
-    server = ServiceProcess(data).start()
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    """One server for the tests that only follow their own job to its end."""
+    data = tmp_path_factory.mktemp("shared") / "data"
+    data.mkdir()
+    service = ServiceProcess(data).start()
+    yield service
+    service.stop()
+
+
+def test_cancelling_a_queued_job_and_a_running_one(data: Path, big_csv: tuple[Path, int]) -> None:
+    server = ServiceProcess(data, INGEST_MAX_CONCURRENT_JOBS="1").start()
     try:
         with httpx.Client(base_url=server.url, timeout=60) as client:
-            job_id = upload(client, big_csv[0])
-            wait_until(lambda: status_of(client, job_id) == "running")
-            cancelled = client.post(f"/jobs/{job_id}/cancel")
-            assert cancelled.status_code == 200
-            assert cancelled.json()["status"] == "cancelled"
-            assert client.post(f"/jobs/{job_id}/cancel").status_code == 200
+            running_id = upload(client, big_csv[0])
+            wait_running(client, running_id)
+            queued_id = post_small(client)
+            assert status_of(client, queued_id) == "queued"
+            for job_id in (queued_id, queued_id, running_id, running_id):
+                cancelled = client.post(f"/jobs/{job_id}/cancel")
+                assert cancelled.status_code == 200, cancelled.text
+                assert cancelled.json()["status"] == "cancelled"
             time.sleep(1.0)
             before = worker_read_bytes(server)
             time.sleep(1.0)
             assert worker_read_bytes(server) - before < MiB, "the worker kept reading"
-            job = client.get(f"/jobs/{job_id}").json()
+            job = client.get(f"/jobs/{running_id}").json()
             assert job["status"] == "cancelled"
             assert job["progress"]["percent"] < 100
-            assert client.get(f"/jobs/{job_id}/result").status_code == 409
-        assert not (data / "jobs" / job_id / "result.ndjson").exists()
-        assert not (data / "jobs" / job_id / "result.ndjson.part").exists()
+            queued = client.get(f"/jobs/{queued_id}").json()
+            assert queued["status"] == "cancelled"
+            assert queued["started_at"] is None
+            for job_id in (running_id, queued_id):
+                assert client.get(f"/jobs/{job_id}/result").status_code == 409
+            # Jobs are taken in order: once a job submitted now has run, the worker has
+            # passed the cancelled one.
+            behind_id = post_small(client)
+            wait_until(lambda: client.get(f"/jobs/{behind_id}").json()["done"])
+            assert status_of(client, behind_id) == "succeeded"
+            assert status_of(client, queued_id) == "cancelled"
+        records = log_records(server.log)
+        assert len(job_log(records, running_id, "job started")) == 1
+        assert job_log(records, queued_id, "job started") == []
+        assert len(job_log(records, behind_id, "job started")) == 1
+        for job_id in (running_id, queued_id):
+            assert job_log(records, job_id, "job succeeded") == []
+            assert not (data / "jobs" / job_id / "result.ndjson").exists()
+            assert not (data / "jobs" / job_id / "result.ndjson.part").exists()
     finally:
         server.stop()
 
@@ -90,10 +202,11 @@ def test_sigterm_refuses_uploads_and_leaves_running_jobs_for_the_next_start(
     path, rows = big_csv
     env = {"INGEST_SHUTDOWN_GRACE_S": "0.5", "INGEST_MAX_CONCURRENT_JOBS": "1"}
     server = ServiceProcess(data, **env).start()
+    first_log = server.log
     try:
         with httpx.Client(base_url=server.url, timeout=60) as client:
             job_id = upload(client, path)
-            wait_until(lambda: status_of(client, job_id) == "running")
+            wait_running(client, job_id)
         started = time.monotonic()
         assert server.terminate(timeout=30) in STOPPED_BY_SIGTERM
         assert time.monotonic() - started < 15
@@ -102,6 +215,10 @@ def test_sigterm_refuses_uploads_and_leaves_running_jobs_for_the_next_start(
                 f"{server.url}/jobs", content=b"a\n1\n", headers={"Content-Type": "text/csv"}
             )
         assert not (data / "jobs" / job_id / "result.ndjson").exists()
+        first = log_records(first_log)
+        assert len(job_log(first, job_id, "job started")) == 1
+        assert job_log(first, job_id, "job succeeded") == [], "the job finished within 0.5 s"
+        assert any(record["message"] == "service stopped" for record in first)
 
         server = ServiceProcess(data, **env).start()
         with httpx.Client(base_url=server.url, timeout=60) as client:
@@ -109,29 +226,182 @@ def test_sigterm_refuses_uploads_and_leaves_running_jobs_for_the_next_start(
             job = client.get(f"/jobs/{job_id}").json()
             assert job["status"] == "succeeded", job
             assert job["result"]["rows"] == rows
+            assert result_lines(client, job_id) == rows
+        second = log_records(server.log)
+        assert len(job_log(second, job_id, "job started")) == 1
+        assert len(job_log(second, job_id, "job succeeded")) == 1
     finally:
         server.stop()
 
 
-def test_sigterm_lets_a_running_job_finish_within_the_grace_period(data: Path) -> None:
-    small = data.parent / "small.csv"
-    rows = write_csv(small, 8 * MiB)
-    server = ServiceProcess(data, INGEST_SHUTDOWN_GRACE_S="60").start()
+def test_sigterm_lets_a_running_job_finish_within_the_grace_period(
+    data: Path, big_csv: tuple[Path, int]
+) -> None:
+    path, rows = big_csv
+    env = {"INGEST_SHUTDOWN_GRACE_S": "60", "INGEST_MAX_CONCURRENT_JOBS": "1"}
+    server = ServiceProcess(data, **env).start()
     try:
         with httpx.Client(base_url=server.url, timeout=60) as client:
-            job_id = upload(client, small)
-            wait_until(lambda: status_of(client, job_id) != "queued", timeout=30)
+            job_id = upload(client, path)
+            job = wait_running(client, job_id)
+        signalled = time.time()
         assert server.terminate(timeout=60) in STOPPED_BY_SIGTERM
     finally:
         server.stop()
-    server = ServiceProcess(data).start()
+    first = log_records(server.log)
+    succeeded = job_log(first, job_id, "job succeeded")
+    stopped = [n for n, record in enumerate(first) if record["message"] == "service stopped"]
+    assert len(succeeded) == 1, f"the job did not finish in the grace period ({job['progress']})"
+    assert log_time(first[succeeded[0]]) >= signalled - 0.001, "the job finished before SIGTERM"
+    assert len(stopped) == 1 and succeeded[0] < stopped[0]
+
+    server = ServiceProcess(data, **env).start()
     try:
         with httpx.Client(base_url=server.url, timeout=60) as client:
             job = client.get(f"/jobs/{job_id}").json()
             assert job["status"] == "succeeded", job
             assert job["result"]["rows"] == rows
+            assert result_lines(client, job_id) == rows
     finally:
         server.stop()
+    started = job_log(first, job_id, "job started") + job_log(
+        log_records(server.log), job_id, "job started"
+    )
+    assert len(started) == 1, "the job ran again after the restart"
+
+
+def test_kill_9_of_the_api_alone_ends_its_workers_and_the_job_reruns_cleanly(
+    data: Path, big_csv: tuple[Path, int]
+) -> None:
+    path, rows = big_csv
+    first = ServiceProcess(data).start()
+    leftovers: list[psutil.Process] = []
+    second: ServiceProcess | None = None
+    try:
+        with httpx.Client(base_url=first.url, timeout=60) as client:
+            job_id = upload(client, path)
+            wait_running(client, job_id)
+        leftovers = psutil.Process(first.pid).children(recursive=True)
+        assert leftovers, "the server has no worker processes"
+        # What the OOM killer does: SIGKILL to the one process, none to its children.
+        os.kill(first.pid, signal.SIGKILL)
+        assert first.process is not None
+        first.process.wait(timeout=10)
+        killed_at = time.monotonic()
+
+        second = ServiceProcess(data).start()
+        with httpx.Client(base_url=second.url, timeout=60) as client:
+            wait_until(lambda: client.get(f"/jobs/{job_id}").json()["done"], timeout=90)
+            job = client.get(f"/jobs/{job_id}").json()
+            assert job["status"] == "succeeded", job
+            assert job["result"]["rows"] == rows
+            with client.stream("GET", f"/jobs/{job_id}/result") as result:
+                assert result.status_code == 200
+                assert_result_matches_csv(result.iter_bytes(4 * MiB), rows)
+
+        while still_alive(leftovers) and time.monotonic() < killed_at + 10:
+            time.sleep(0.05)
+        survivors = still_alive(leftovers)
+        assert not survivors, f"still running 10 s after the API died: {describe(survivors)}"
+        killed_log = log_records(first.log)
+        assert job_log(killed_log, job_id, "job succeeded") == [], "a worker outlived the API"
+        assert len(job_log(log_records(second.log), job_id, "job succeeded")) == 1
+    finally:
+        for process in still_alive(leftovers):
+            process.kill()
+        first.stop()
+        if second is not None:
+            second.stop()
+
+
+def test_event_stream_follows_a_big_job_to_one_done_event(
+    shared_server: ServiceProcess, big_csv: tuple[Path, int]
+) -> None:
+    path, rows = big_csv
+    with httpx.Client(base_url=shared_server.url, timeout=30) as client:
+        job_id = upload(client, path)
+        with client.stream("GET", f"/jobs/{job_id}/events") as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            events = list(sse_events(response))
+    names = [name for name, _, _ in events]
+    assert names[-1] == "done" and names.count("done") == 1, names
+    assert set(names) == {"progress", "done"}, names
+    progress = [job for name, _, job in events if name == "progress"]
+    assert len(progress) >= 3, names
+    assert all(job["id"] == job_id and not job["done"] for job in progress)
+    percents = [job["progress"]["percent"] for job in progress]
+    assert percents == sorted(percents), percents
+    assert any(0 < percent < 100 for percent in percents), percents
+    rows_done = [job["progress"]["rows_done"] for job in progress]
+    assert rows_done == sorted(rows_done), rows_done
+    event_ids = [event_id for _, event_id, _ in events]
+    assert all(a != b for a, b in zip(event_ids, event_ids[1:], strict=False)), event_ids
+    done = events[-1][2]
+    assert done["status"] == "succeeded", done
+    assert done["result"]["rows"] == rows
+    assert done["progress"]["percent"] == 100
+
+
+def test_clients_leaving_an_event_stream_do_not_disturb_the_server(
+    shared_server: ServiceProcess, big_csv: tuple[Path, int]
+) -> None:
+    path, rows = big_csv
+    with httpx.Client(base_url=shared_server.url, timeout=30) as client:
+        job_id = upload(client, path)
+        for _ in range(3):
+            with httpx.Client(base_url=shared_server.url, timeout=30) as follower:
+                with follower.stream("GET", f"/jobs/{job_id}/events") as response:
+                    name, _, job = next(sse_events(response))
+                    assert name == "progress" and not job["done"]
+            # Leaving the blocks closed the connection mid-stream.
+        assert client.get("/healthz", timeout=5).status_code == 200
+        wait_until(lambda: client.get(f"/jobs/{job_id}").json()["done"], timeout=60)
+        job = client.get(f"/jobs/{job_id}").json()
+        assert job["status"] == "succeeded", job
+        assert job["result"]["rows"] == rows
+        with client.stream("GET", f"/jobs/{job_id}/events") as response:
+            assert [name for name, _, _ in sse_events(response)] == ["done"]
+    assert shared_server.process is not None and shared_server.process.poll() is None
+    errors = [
+        record
+        for record in log_records(shared_server.log)
+        if record["level"] in ("error", "critical")
+    ]
+    assert errors == []
+
+
+def test_prefer_wait_answers_202_when_the_job_outlasts_it(
+    shared_server: ServiceProcess, big_csv: tuple[Path, int]
+) -> None:
+    path, rows = big_csv
+    with httpx.Client(base_url=shared_server.url, timeout=60) as client:
+        with open(path, "rb") as handle:
+            response = client.post(
+                "/jobs",
+                files={"file": (path.name, handle, "text/csv")},
+                headers={"Prefer": "wait=0.1"},
+            )
+        assert response.status_code == 202, response.text
+        assert response.headers["preference-applied"] == "wait=0.1"
+        job = response.json()
+        assert not job["done"] and job["status"] in {"queued", "running"}, job
+        assert response.headers["location"] == f"/jobs/{job['id']}"
+        assert "retry-after" in response.headers
+
+        small = client.post(
+            "/jobs?filename=small.csv",
+            content=b"a\n1\n",
+            headers={"Content-Type": "text/csv", "Prefer": "wait=20"},
+        )
+        assert small.status_code == 200, small.text
+        assert small.headers["preference-applied"] == "wait=20"
+        assert small.json()["status"] == "succeeded"
+
+        wait_until(lambda: client.get(f"/jobs/{job['id']}").json()["done"], timeout=60)
+        finished = client.get(f"/jobs/{job['id']}").json()
+        assert finished["status"] == "succeeded", finished
+        assert finished["result"]["rows"] == rows
 
 
 def test_retention_sweep_removes_expired_jobs_and_orphans(data: Path) -> None:

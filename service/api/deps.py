@@ -26,11 +26,11 @@ async def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-async def get_settings(runtime: RuntimeDep) -> Settings:
+async def settings_of(runtime: RuntimeDep) -> Settings:
     return runtime.settings
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(settings_of)]
 
 
 def owner_of(key: str) -> str:

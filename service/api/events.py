@@ -32,7 +32,8 @@ def _event(name: str, snapshot: Snapshot) -> bytes:
     responses={
         200: {
             "content": {"text/event-stream": {}},
-            "description": "`progress` events with the job on every change, then one `done` event",
+            "description": "`progress` events with the job on every change, then one terminal "
+            "`done` event (or `deleted`, if the job is deleted meanwhile)",
         },
         401: PROBLEM,
         404: PROBLEM,
@@ -53,7 +54,8 @@ async def job_events(job_id: str, runtime: RuntimeDep, owner: OwnerDep) -> Strea
                     job_id, owner, since=since, timeout=KEEPALIVE_S
                 )
             except NotFound:
-                return  # deleted while being followed
+                yield b'event: deleted\ndata: {"id": "%s"}\n\n' % job_id.encode()
+                return
             if snapshot.job.done:
                 break
             yield _event("progress", snapshot) if snapshot.etag != since else b": keep-alive\n\n"

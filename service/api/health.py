@@ -22,6 +22,9 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+router.add_api_route("/healthz", healthz, methods=["HEAD"], include_in_schema=False)
+
+
 @router.get("/readyz", responses={503: {"description": "A check failed; the body names it"}})
 async def readyz(runtime: RuntimeDep) -> JSONResponse:
     """Ready for work: database reachable, data dir writable, disk free, executor alive."""

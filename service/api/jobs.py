@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response
-from fastapi.responses import FileResponse
+from fastapi.responses import StreamingResponse
 
-from service import control, jobs, submission
+from service import control, reading, submission
 from service.api.deps import OwnerDep, RuntimeDep
-from service.errors import Conflict
 from service.intake import RAW_MEDIA_TYPES
 from service.models import JobPage, JobPublic, JobStatus, Problem, RowErrorPage
-from service.storage import job_paths
 from service.submission import SubmitQuery
 from service.watch import etag_of
 
@@ -21,6 +20,10 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 MAX_WAIT_S = 30
 
 PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
+JOB_HEADERS = {
+    "ETag": {"description": "Version of the job; send it back in If-None-Match"},
+    "Retry-After": {"description": "1, while the job is not finished"},
+}
 
 
 def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -49,17 +52,25 @@ UPLOAD_BODY: dict[str, Any] = {
 
 def preferred_wait(prefer: str | None) -> float | None:
     """The `wait` preference of a `Prefer` header (RFC 7240), capped at MAX_WAIT_S."""
-    if not prefer:
-        return None
-    for preference in prefer.split(","):
+    for preference in (prefer or "").split(","):
         name, _, value = preference.strip().partition("=")
         if name.strip().lower() == "wait":
             try:
                 seconds = float(value.strip().strip('"'))
             except ValueError:
                 return None
-            return min(max(seconds, 0.0), MAX_WAIT_S)
+            return min(max(seconds, 0.0), MAX_WAIT_S) if math.isfinite(seconds) else None
     return None
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110 If-None-Match: `*`, or a list of (possibly weak) entity tags."""
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    tags = (tag.strip().removeprefix("W/") for tag in if_none_match.split(","))
+    return etag in tags
 
 
 def job_headers(job: JobPublic) -> dict[str, str]:
@@ -74,6 +85,7 @@ def job_headers(job: JobPublic) -> dict[str, str]:
     status_code=202,
     response_model=JobPublic,
     responses={
+        202: {"headers": {"Location": {"description": "/jobs/{id}"}, **JOB_HEADERS}},
         200: {"model": JobPublic, "description": "Finished within `Prefer: wait`, or a retry"},
         **_problems(400, 401, 409, 413, 415, 422, 503, 507),
     },
@@ -99,18 +111,11 @@ async def submit_job(
 ) -> JobPublic:
     """Upload a file (multipart field `file`, or the raw body) and start a job that parses it."""
     submitted = await submission.submit(request, runtime, owner, query)
-    job = JobPublic.from_job(submitted.job)
     wait = preferred_wait(prefer)
-    if submitted.created:
-        if wait is None:
-            background.add_task(runtime.executor.submit, job.id)
-        else:
-            await runtime.executor.submit(job.id)
+    if submitted.created and wait is None:
+        background.add_task(submission.dispatch, runtime, submitted.job.id)
+    job = await submission.start(runtime, submitted, owner, wait)
     if wait is not None:
-        finished = await runtime.views.next_version(
-            job.id, owner, since=None, timeout=wait, until_done=True
-        )
-        job = finished.job
         response.headers["Preference-Applied"] = f"wait={wait:g}"
     response.status_code = 200 if job.done or not submitted.created else 202
     response.headers["Location"] = f"/jobs/{job.id}"
@@ -127,54 +132,47 @@ async def list_jobs(
     cursor: str | None = None,
 ) -> JobPage:
     """List jobs, newest first; follow `next` for the following page."""
-    async with runtime.sessions() as session:
-        page, next_cursor = await jobs.list_jobs(
-            session, owner=owner, status=status, limit=limit, cursor=cursor
-        )
-    next_link = None
-    if next_cursor:
-        status_part = f"status={status.value}&" if status else ""
-        next_link = f"/jobs?{status_part}limit={limit}&cursor={next_cursor}"
-    return JobPage(items=[JobPublic.from_job(job) for job in page], next=next_link)
+    return await reading.job_page(runtime, owner, status, limit, cursor)
 
 
 @router.get(
     "/{job_id}",
     response_model=JobPublic,
-    responses={304: {"description": "Not modified (If-None-Match)"}, **_problems(400, 401, 404)},
+    responses={
+        200: {"headers": JOB_HEADERS},
+        304: {"description": "Not modified (If-None-Match)"},
+        **_problems(400, 401, 404),
+    },
 )
 async def get_job(
     job_id: str,
-    request: Request,
     runtime: RuntimeDep,
     owner: OwnerDep,
+    if_none_match: Annotated[str | None, Header(description="ETags you already have")] = None,
     wait: Annotated[
         float, Query(ge=0, le=MAX_WAIT_S, description="Long-poll: seconds to wait for a change")
     ] = 0,
 ) -> Response:
     """A job's status, progress and result summary; `?wait=N` returns as soon as it changes."""
-    since = request.headers.get("if-none-match")
     snapshot = await runtime.views.get(job_id, owner)
-    if wait > 0:
+    if wait > 0 and (not if_none_match or etag_matches(if_none_match, snapshot.etag)):
         snapshot = await runtime.views.next_version(
-            job_id, owner, since=since or snapshot.etag, timeout=wait
+            job_id, owner, since=snapshot.etag, timeout=wait
         )
     headers = job_headers(snapshot.job)
-    if since == snapshot.etag:
+    if etag_matches(if_none_match, snapshot.etag):
         return Response(status_code=304, headers=headers)
     # The snapshot's JSON is rendered once and served to every poll while it is fresh.
     return Response(snapshot.body, media_type="application/json", headers=headers)
 
 
-@router.post(
-    "/{job_id}/cancel",
-    response_model=JobPublic,
-    responses=_problems(401, 404, 409),
-)
+router.add_api_route("/{job_id}", get_job, methods=["HEAD"], include_in_schema=False)
+
+
+@router.post("/{job_id}/cancel", response_model=JobPublic, responses=_problems(401, 404, 409))
 async def cancel_job(job_id: str, runtime: RuntimeDep, owner: OwnerDep) -> JobPublic:
     """Cancel a queued or running job (a running parse stops within a second)."""
-    job = await control.cancel(runtime, job_id, owner)
-    return job
+    return await control.cancel(runtime, job_id, owner)
 
 
 @router.delete("/{job_id}", status_code=204, responses=_problems(401, 404))
@@ -186,20 +184,23 @@ async def delete_job(job_id: str, runtime: RuntimeDep, owner: OwnerDep) -> Respo
 
 @router.get(
     "/{job_id}/result",
-    response_class=FileResponse,
+    response_class=StreamingResponse,
     responses={
         200: {"content": {"application/x-ndjson": {}}, "description": "The records, one a line"},
         **_problems(401, 404, 409),
     },
 )
-async def get_result(job_id: str, runtime: RuntimeDep, owner: OwnerDep) -> FileResponse:
+async def get_result(job_id: str, runtime: RuntimeDep, owner: OwnerDep) -> StreamingResponse:
     """The parsed records as NDJSON, streamed from disk."""
-    async with runtime.sessions() as session:
-        job = await jobs.find_job(session, job_id, owner)
-    if job.status is not JobStatus.succeeded:
-        raise Conflict(f"The job is {job.status.value}; the result exists once it has succeeded.")
-    path = job_paths(runtime.settings.data_dir, job.id).result
-    return FileResponse(path, media_type="application/x-ndjson", filename=f"{job.id}.ndjson")
+    result = await reading.open_result(runtime, job_id, owner)
+    return StreamingResponse(
+        result.chunks(),
+        media_type="application/x-ndjson",
+        headers={
+            "Content-Length": str(result.size),
+            "Content-Disposition": f'attachment; filename="{job_id}.ndjson"',
+        },
+    )
 
 
 @router.get("/{job_id}/errors", response_model=RowErrorPage, responses=_problems(400, 401, 404))
@@ -211,13 +212,4 @@ async def get_row_errors(
     cursor: str | None = None,
 ) -> RowErrorPage:
     """Row-level errors in file order (the first INGEST_MAX_ERRORS_STORED are kept)."""
-    async with runtime.sessions() as session:
-        job = await jobs.find_job(session, job_id, owner)
-    path = job_paths(runtime.settings.data_dir, job.id).errors
-    items, next_cursor = await jobs.read_row_errors(path, limit=limit, cursor=cursor)
-    return RowErrorPage(
-        total=job.rows_failed,
-        stored=min(job.rows_failed, runtime.settings.max_errors_stored),
-        items=items,
-        next=f"/jobs/{job.id}/errors?limit={limit}&cursor={next_cursor}" if next_cursor else None,
-    )
+    return await reading.row_error_page(runtime, job_id, owner, limit, cursor)

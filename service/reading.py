@@ -1,0 +1,78 @@
+"""Reading jobs for clients: pages of jobs, pages of row errors, the result file."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiofiles
+from aiofiles.threadpool.binary import AsyncBufferedReader
+
+from service import jobs
+from service.errors import Conflict, NotFound
+from service.models import JobPage, JobPublic, JobStatus, RowErrorPage
+from service.runtime import Runtime
+from service.storage import job_paths
+
+READ_CHUNK_BYTES = 1024 * 1024
+
+
+async def job_page(
+    runtime: Runtime, owner: str, status: JobStatus | None, limit: int, cursor: str | None
+) -> JobPage:
+    async with runtime.sessions() as session:
+        page, next_cursor = await jobs.list_jobs(
+            session, owner=owner, status=status, limit=limit, cursor=cursor
+        )
+    next_link = None
+    if next_cursor:
+        status_part = f"status={status.value}&" if status else ""
+        next_link = f"/jobs?{status_part}limit={limit}&cursor={next_cursor}"
+    return JobPage(items=[JobPublic.from_job(job) for job in page], next=next_link)
+
+
+async def row_error_page(
+    runtime: Runtime, job_id: str, owner: str, limit: int, cursor: str | None
+) -> RowErrorPage:
+    async with runtime.sessions() as session:
+        job = await jobs.find_job(session, job_id, owner)
+    path = job_paths(runtime.settings.data_dir, job.id).errors
+    items, next_cursor = await jobs.read_row_errors(path, limit=limit, cursor=cursor)
+    return RowErrorPage(
+        total=job.rows_failed,
+        stored=min(job.rows_failed, runtime.settings.max_errors_stored),
+        items=items,
+        next=f"/jobs/{job.id}/errors?limit={limit}&cursor={next_cursor}" if next_cursor else None,
+    )
+
+
+@dataclass
+class ResultFile:
+    """An open result: it stays readable even if the job is deleted while it streams."""
+
+    handle: AsyncBufferedReader
+    size: int
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            while chunk := await self.handle.read(READ_CHUNK_BYTES):
+                yield chunk
+        finally:
+            await self.handle.close()
+
+
+async def open_result(runtime: Runtime, job_id: str, owner: str) -> ResultFile:
+    """The result of a succeeded job, opened; 409 before it has succeeded."""
+    async with runtime.sessions() as session:
+        job = await jobs.find_job(session, job_id, owner)
+    if job.status is not JobStatus.succeeded:
+        raise Conflict(f"The job is {job.status.value}; the result exists once it has succeeded.")
+    path = job_paths(runtime.settings.data_dir, job.id).result
+    try:
+        handle = await aiofiles.open(path, "rb")
+    except FileNotFoundError:
+        raise NotFound(f"Job {job_id!r} is being deleted; its result is gone.") from None
+    stat = await asyncio.to_thread(os.fstat, handle.fileno())
+    return ResultFile(handle, stat.st_size)
