@@ -107,6 +107,10 @@ class JobViews:
         for event in self._waiters.get(job_id, ()):
             event.set()
 
+    def watched(self, job_id: str) -> bool:
+        """Someone is waiting for this job to change (a long-poll or an event stream)."""
+        return bool(self._waiters.get(job_id))
+
     async def _wait(self, job_id: str, timeout: float) -> None:
         event = asyncio.Event()
         self._waiters[job_id].add(event)

@@ -246,8 +246,9 @@ async def test_events_end_with_deleted_when_the_job_is_deleted(
 
     follower = asyncio.create_task(follow())
     deadline = time.monotonic() + 10
-    while not events and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
+    while not app.state.runtime.views.watched(job_id):
+        assert time.monotonic() < deadline, "the event stream never started waiting"
+        await asyncio.sleep(0.01)
     assert (await client.delete(f"/jobs/{job_id}")).status_code == 204
     await asyncio.wait_for(follower, 10)
     assert events == ["progress", "deleted"]

@@ -15,7 +15,6 @@ import pyarrow.compute as pc
 from service.parsing.arrow_text import any_value_contains, min_byte, value_bytes
 from service.parsing.column_types import BOOLEAN, DATE, DATETIME, INTEGER, NULL, NUMBER
 
-_RARE_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 # Backslash first, so the backslashes of the other escapes are not doubled.
 _COMMON_ESCAPES = tuple(
     (char, escape, re.compile(re.escape(char.encode())))
@@ -73,18 +72,20 @@ def _quoted(column: pa.Array) -> pa.Array:
 
 
 def _escaped(column: pa.Array) -> pa.Array:
-    """String contents escaped for JSON (without the surrounding quotes)."""
-    escapes = _COMMON_ESCAPES[:2]  # a search for one byte is fast; for a class of them, not
-    if min_byte(column) < 0x20:
-        if any_value_contains(column, _RARE_CONTROL_BYTES):
-            return pa.array(
-                [orjson.dumps(v).decode()[1:-1] for v in column.to_pylist()], pa.string()
-            )
-        escapes = _COMMON_ESCAPES
-    for char, escape, present in escapes:
-        if any_value_contains(column, present):
-            column = pc.replace_substring(column, char, escape)
-    return column
+    """String contents escaped for JSON (without the surrounding quotes).
+
+    Searching for one byte is fast and for a class of bytes is not, so control characters are
+    found by the smallest byte: once tabs and line breaks are escaped, any byte still below
+    0x20 is one of the rare ones, and orjson escapes the column instead.
+    """
+    controls = min_byte(column) < 0x20
+    escaped = column
+    for char, escape, present in _COMMON_ESCAPES if controls else _COMMON_ESCAPES[:2]:
+        if any_value_contains(escaped, present):
+            escaped = pc.replace_substring(escaped, char, escape)
+    if controls and min_byte(escaped) < 0x20:
+        return pa.array([orjson.dumps(v).decode()[1:-1] for v in column.to_pylist()], pa.string())
+    return escaped
 
 
 def _concatenated(strings: pa.Array | pa.ChunkedArray) -> memoryview:
