@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 from dataclasses import dataclass
+from multiprocessing import forkserver
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -32,7 +33,7 @@ class _WorkerState:
 _states: dict[str, _WorkerState] = {}
 
 # Parsing is batch work: on a busy machine the scheduler should prefer the API process.
-WORKER_NICENESS = 19
+WORKER_NICENESS = 10
 PR_SET_PDEATHSIG = 1
 
 
@@ -66,7 +67,22 @@ def init_pool_process() -> None:
     os.nice(WORKER_NICENESS)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _release_forkserver()
     _die_with_parent()
+
+
+def _release_forkserver() -> None:
+    """Let the forkserver exit with the API.
+
+    The forkserver stops once every copy of its "alive" pipe's write end is closed, and each
+    process it forks inherits one (CPython 3.11-3.13). A worker holding it would keep the
+    forkserver alive, while the worker itself waits for the forkserver to die.
+    """
+    server = forkserver._forkserver
+    alive_fd = getattr(server, "_forkserver_alive_fd", None)
+    if alive_fd is not None:
+        os.close(alive_fd)
+        server._forkserver_alive_fd = None  # type: ignore[attr-defined]
 
 
 def _die_with_parent() -> None:

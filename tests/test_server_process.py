@@ -81,10 +81,10 @@ def assert_result_matches_csv(chunks: Iterable[bytes], rows: int) -> None:
             raise AssertionError(f"record {wrong} has id {ids[wrong - done]}")
         for n in spot_checks:
             if done <= n < done + len(records):
-                assert records[n - done] == csv_record(n)
+                assert records[n - done] == csv_record(n), f"record {n}"
         done += len(records)
     assert tail == b"", "the result does not end with a newline"
-    assert done == rows
+    assert done == rows, f"{done} records, expected {rows}"
 
 
 @pytest.fixture
