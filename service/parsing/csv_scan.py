@@ -118,13 +118,10 @@ async def scan(
             size = 0 if step.rendered is None else len(step.rendered)
             types = [profile.type for profile in profiles]
             was_active = output.active
-            early = (
-                step.rendered
-                if output.accept(step.rendered_types, step.rows, size, types)
-                else None
-            )
+            kept = output.accept(step.rendered_types, step.rows, size, types)
             if was_active and not output.active:
                 reporter.set_scan_share(on_abandon)
+            early = step.rendered if kept else None
             if keeping is not None:
                 await keeping
             keeping = loop.run_in_executor(keeper, _keep, spill, step.table, result, early)
@@ -238,10 +235,12 @@ def _table_step(batch: RecordsRead, layout: Layout) -> _Step:
 
 
 def _checked(step: _Step, layout: Layout, guess: _Guess) -> _Step:
+    """The block's values checked against the guess, and rendered if output is written early."""
     if step.table is not None:
         step.counts = count_block(step.table.columns, guess.candidates)
         if guess.render:
             step.rendered_types = block_types(guess.candidates, step.counts)
+            # A column without values in the block is all nulls, which NULL renders cheapest.
             types = [NULL if kind is None else kind for kind in step.rendered_types]
             step.rendered = render_records(step.table.columns, layout.names, types)
     return step

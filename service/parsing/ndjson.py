@@ -7,6 +7,7 @@ gives one string per record, and the string array's data buffer *is* the NDJSON 
 from __future__ import annotations
 
 import re
+from typing import TypeAlias
 
 import orjson
 import pyarrow as pa
@@ -20,33 +21,48 @@ _COMMON_ESCAPES = tuple(
     (char, escape, re.compile(re.escape(char.encode())))
     for char, escape in (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
 )
-_QUOTE = pa.scalar('"')
 # A boolean column holds only true/false in any case, so a value's length is enough.
 _BOOLEAN_BY_LENGTH = pa.array(["null", "", "", "", "true", "false"])
+
+# Whether a column's values need quotes around them: never, always, or (an array) in the rows
+# where it is False, the array being True where the value is null.
+Quoting: TypeAlias = bool | pa.Array
 
 
 def render_records(columns: list[pa.Array], names: list[str], types: list[str]) -> memoryview:
     """NDJSON for one batch: key order is column order, empty values are null."""
     if not columns or len(columns[0]) == 0:
         return memoryview(b"")
-    # Constant text between values (keys, and the quotes of string values that are never
-    # null in this batch) goes into the separators, so each column costs as few passes as
-    # possible and one element-wise join builds every record.
-    parts: list[pa.Array] = []
-    separator = "{"
+    # The text between two values (a key, and the quotes of string values) goes into one
+    # separator, so that a single element-wise join builds every record: each argument of it
+    # costs about as much as any other, whether a constant or a column.
+    parts: list[pa.Scalar | pa.Array] = []
+    closing: Quoting = False
     for index, (column, name, kind) in enumerate(zip(columns, names, types, strict=True)):
-        separator += ("," if index else "") + orjson.dumps(name).decode() + ":"
-        values, quoted = _json_values(column, kind)
-        if quoted:
-            separator += '"'
-        parts.extend((pa.scalar(separator), values))
-        separator = '"' if quoted else ""
-    parts.append(pa.scalar(separator + "}\n"))
+        key = ("," if index else "{") + orjson.dumps(name).decode() + ":"
+        values, quoting = _json_values(column, kind)
+        parts.extend((_separator(closing, key, quoting), values))
+        closing = quoting
+    parts.append(_separator(closing, "}\n", False))
     return _concatenated(pc.binary_join_element_wise(*parts, ""))
 
 
-def _json_values(column: pa.Array, kind: str) -> tuple[pa.Array, bool]:
-    """The column as JSON value texts, and whether they still need surrounding quotes."""
+def _separator(closing: Quoting, text: str, opening: Quoting) -> pa.Scalar | pa.Array:
+    """`text` after the closing quote of the previous value and before the opening quote of
+    the next, in the rows where those values are quoted."""
+
+    def after_closing(suffix: str) -> pa.Scalar | pa.Array:
+        if isinstance(closing, bool):
+            return pa.scalar(('"' if closing else "") + text + suffix)
+        return pc.if_else(closing, text + suffix, '"' + text + suffix)
+
+    if isinstance(opening, bool):
+        return after_closing('"' if opening else "")
+    return pc.if_else(opening, after_closing(""), after_closing('"'))
+
+
+def _json_values(column: pa.Array, kind: str) -> tuple[pa.Array, Quoting]:
+    """The column as JSON value texts, and where they still need surrounding quotes."""
     if kind == NULL:
         return pa.repeat(pa.scalar("null"), len(column)), False
     if kind == BOOLEAN:
@@ -55,20 +71,15 @@ def _json_values(column: pa.Array, kind: str) -> tuple[pa.Array, bool]:
     has_nulls = bool(pc.any(empty).as_py())
     if kind in (INTEGER, NUMBER):
         # The type check admitted only JSON number syntax, so the exact text is the value.
-        values, quoted = column, False
+        values: pa.Array = column
+        quoting: Quoting = False
     else:
         # Dates and datetimes: their patterns admit nothing that needs escaping.
-        escaped = column if kind in (DATE, DATETIME) else _escaped(column)
-        if not has_nulls:
-            return escaped, True
-        values, quoted = _quoted(escaped), False
+        values = column if kind in (DATE, DATETIME) else _escaped(column)
+        quoting = empty if has_nulls else True
     if has_nulls:
         values = pc.if_else(empty, "null", values)
-    return values, quoted
-
-
-def _quoted(column: pa.Array) -> pa.Array:
-    return pc.binary_join_element_wise(_QUOTE, column, _QUOTE, "")
+    return values, quoting
 
 
 def _escaped(column: pa.Array) -> pa.Array:

@@ -130,3 +130,15 @@ async def test_common_escapes_in_some_rows_of_a_column(tmp_path: Path) -> None:
     csv.writer(buffer).writerows([["s", "n"], *[[v, "1"] for v in values]])
     outcome = await parse_bytes(tmp_path, buffer.getvalue().encode())
     assert [record["s"] for record in outcome.records] == [v or None for v in values]
+
+
+async def test_nulls_next_to_each_other_in_quoted_columns(tmp_path: Path) -> None:
+    data = csv_bytes("d,s,t,n", "2024-01-01,a,,1", ",,b,", ',"x""y",c,2', "2024-01-02,,,3")
+    outcome = await parse_bytes(tmp_path, data)
+    assert outcome.columns == {"d": "date", "s": "string", "t": "string", "n": "integer"}
+    assert outcome.records == [
+        {"d": "2024-01-01", "s": "a", "t": None, "n": 1},
+        {"d": None, "s": None, "t": "b", "n": None},
+        {"d": None, "s": 'x"y', "t": "c", "n": 2},
+        {"d": "2024-01-02", "s": None, "t": None, "n": 3},
+    ]
