@@ -26,7 +26,7 @@ def read_fast(data: bytes | memoryview, *, delimiter: str, field_count: int) -> 
         return pa_csv.read_csv(
             buffer,
             read_options=pa_csv.ReadOptions(
-                column_names=names, use_threads=False, block_size=ARROW_BLOCK_BYTES
+                column_names=names, use_threads=False, block_size=_block_size(buffer)
             ),
             parse_options=pa_csv.ParseOptions(
                 delimiter=delimiter,
@@ -45,6 +45,13 @@ def read_fast(data: bytes | memoryview, *, delimiter: str, field_count: int) -> 
         )
     except pa.ArrowInvalid:
         return None
+
+
+def _block_size(data: pa.Buffer) -> int:
+    """One Arrow chunk for the whole block, so that its NDJSON is one buffer written as is:
+    from several chunks it is joined into a Python bytes copy (`ndjson._concatenated`),
+    megabytes per block, allocated in a parse thread and freed in another."""
+    return max(ARROW_BLOCK_BYTES, len(data) + 1)
 
 
 def _is_ascii(data: pa.Buffer) -> bool:

@@ -102,7 +102,10 @@ async def scan(
     schema = pa.schema([(name, pa.string()) for name in internal_names(layout.field_count)])
     loop = asyncio.get_running_loop()
     rows = 0
-    target = chunk_size
+    # Read more once less than half a chunk is left: the leftover after a block is then only
+    # a partial record, not most of a chunk held (and copied) again with every block.
+    refill = max(chunk_size // 2, 1)
+    target = refill
     parsing: deque[asyncio.Future[_Step]] = deque()
     keeping: asyncio.Future[None] | None = None
 
@@ -171,10 +174,11 @@ async def scan(
                     line += step.lines
                     consumed = step.consumed
                 else:
+                    target = max(target, chunk_size)  # not one whole record yet: read on
                     continue
-                target = chunk_size
+                target = refill
                 buffer = buffer[consumed:]
-                while parsing and (len(parsing) > THREADS or parsing[0].done()):
+                while parsing and (len(parsing) >= THREADS or parsing[0].done()):
                     await take_oldest()
             while parsing:
                 await take_oldest()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import os
 from pathlib import Path
+
+import pyarrow as pa
 
 from service.parsing.contract import ParseFailure, ParseOptions, ParseResult, ProgressCallback
 from service.parsing.csv_engine import parse_csv
@@ -16,6 +20,8 @@ from service.parsing.source import DEFAULT_READ_SIZE, ByteSource, TextSource
 # Measured: 2 MiB blocks parse as fast as larger ones and keep less in memory.
 DEFAULT_CHUNK_SIZE = 2 * 2**20
 _WHITESPACE_HEAD_LIMIT = 64 * 2**20
+# How long jemalloc keeps freed pages before handing them back to the system.
+_JEMALLOC_DECAY_MS = 100
 
 
 async def parse_file(
@@ -32,6 +38,7 @@ async def parse_file(
     `chunk_size` is how many bytes are read and parsed at a time (tests shrink it to put
     block boundaries everywhere). Raises ParseFailure when the job as a whole fails.
     """
+    _use_lean_memory_pool()
     try:
         return await _parse(source, result_path, errors_path, options, on_progress, chunk_size)
     except ParseFailure:
@@ -45,6 +52,25 @@ async def parse_file(
         result_path.unlink(missing_ok=True)
         errors_path.unlink(missing_ok=True)
         raise
+
+
+@functools.cache
+def _use_lean_memory_pool() -> None:
+    """Arrow's memory in this process from jemalloc, returning freed pages after 100 ms.
+
+    Arrow's default pool (mimalloc) held 20-40 MiB more freed memory at the peak of a large CSV
+    parse; jemalloc with a short decay does not, at no measurable CPU cost (a decay of 0 saves a
+    little more but costs about 25% more CPU). Left alone when the operator chose a pool with
+    ARROW_DEFAULT_MEMORY_POOL, or when Arrow was built without jemalloc.
+    """
+    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        return
+    try:
+        pool = pa.jemalloc_memory_pool()
+        pa.jemalloc_set_decay_ms(_JEMALLOC_DECAY_MS)
+    except NotImplementedError:
+        return
+    pa.set_memory_pool(pool)
 
 
 async def _parse(
