@@ -11,12 +11,15 @@ claimed again) can no longer change the job, and it writes its output to files o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import ColumnElement, CursorResult, or_, update
@@ -38,6 +41,7 @@ STALE_AFTER = timedelta(seconds=60)
 MAX_ATTEMPTS = 5
 CANCEL_CHECK_INTERVAL_S = 0.25
 PROGRESS_LOG_INTERVAL_S = 5.0
+WRITEBACK_INTERVAL_S = 0.5
 GENERIC_MEDIA_TYPES = frozenset({"application/octet-stream", "text/plain", "application/gzip"})
 
 
@@ -251,7 +255,7 @@ def _publish(paths: AttemptPaths, *, with_result: bool) -> None:
     fsync_dir(paths.root)
 
 
-def _count_lines(path: Any) -> int:
+def _count_lines(path: Path) -> int:
     try:
         with open(path, "rb") as handle:
             return sum(1 for _ in handle)
@@ -281,6 +285,38 @@ async def _fail(
     logger.info("job failed", extra={"job_id": job_id, "code": code})
 
 
+def _datasync(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+
+
+async def _write_back(path: Path) -> None:
+    """Push the growing output to disk while the parse runs, so the final fsync is short."""
+    while True:
+        await asyncio.sleep(WRITEBACK_INTERVAL_S)
+        await asyncio.to_thread(_datasync, path)
+
+
+async def _parse(
+    paths: AttemptPaths, options: parsing.ParseOptions, reporter: ProgressReporter
+) -> parsing.ParseResult:
+    writeback = asyncio.create_task(_write_back(paths.result_partial))
+    try:
+        return await parsing.parse_file(
+            paths.upload, paths.result_partial, paths.errors_partial, options, reporter
+        )
+    finally:
+        writeback.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writeback
+
+
 async def execute(job_id: str, settings: Settings, sessions: Sessions) -> None:
     """Run one job to a final state, unless another worker owns it or it was cancelled."""
     job = await claim(sessions, job_id)
@@ -299,13 +335,7 @@ async def execute(job_id: str, settings: Settings, sessions: Sessions) -> None:
     reporter = ProgressReporter(sessions, job_id, attempt, settings.progress_interval_s)
     started = time.monotonic()
     try:
-        result = await parsing.parse_file(
-            paths.upload,
-            paths.result_partial,
-            paths.errors_partial,
-            parse_options(job, settings),
-            reporter,
-        )
+        result = await _parse(paths, parse_options(job, settings), reporter)
     except JobCancelled:
         await asyncio.to_thread(_remove_partials, paths)
         logger.info("job stopped: no longer running under this attempt", extra=log)
