@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -97,12 +98,17 @@ async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """Pydantic's error list as the `errors` member of a problem document."""
+    return [
+        {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
+        for err in errors
+    ]
+
+
 async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [
-        {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
-        for err in exc.errors()
-    ]
+    errors = validation_errors(exc.errors())
     return problem_response(
         400, "Bad Request", "The request has invalid parameters.", errors=errors
     )

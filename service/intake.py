@@ -25,6 +25,7 @@ from service.errors import (
     InsufficientStorage,
     PayloadTooLarge,
     UnsupportedMediaType,
+    validation_errors,
 )
 from service.storage import StoredFile, UploadWriter
 
@@ -97,10 +98,7 @@ def validate_options(given: dict[str, Any]) -> UploadOptions:
     try:
         return UploadOptions.model_validate(given)
     except ValidationError as exc:
-        errors = [
-            {"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]}
-            for err in exc.errors()
-        ]
+        errors = validation_errors(exc.errors())
         raise BadRequest("The upload options are not valid.", errors=errors) from None
 
 

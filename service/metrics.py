@@ -13,7 +13,7 @@ from prometheus_client import (
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from service.models import Job, JobStatus
+from service.models import Job, JobPublic, JobStatus
 from service.runner import Sessions
 
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
@@ -52,15 +52,14 @@ class Metrics:
             registry=self.registry,
         )
 
-    def job_finished(self, job: Job) -> None:
-        status = JobStatus(job.status)
+    def job_finished(self, job: JobPublic) -> None:
         if job.started_at is not None and job.finished_at is not None:
             seconds = (job.finished_at - job.started_at).total_seconds()
-            self.parse_seconds.labels(status=status.value).observe(max(seconds, 0.0))
-        if status is JobStatus.succeeded:
-            self.ingested_bytes.inc(job.file_size)
-            self.rows.labels(outcome="parsed").inc(job.rows_done)
-            self.rows.labels(outcome="failed").inc(job.rows_failed)
+            self.parse_seconds.labels(status=job.status.value).observe(max(seconds, 0.0))
+        if job.status is JobStatus.succeeded:
+            self.ingested_bytes.inc(job.file.size)
+            self.rows.labels(outcome="parsed").inc(job.progress.rows_done)
+            self.rows.labels(outcome="failed").inc(job.progress.rows_failed)
 
     async def render(self, sessions: Sessions) -> bytes:
         """The exposition text, with the job gauges read from the database now."""

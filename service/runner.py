@@ -42,7 +42,6 @@ MAX_ATTEMPTS = 5
 CANCEL_CHECK_INTERVAL_S = 0.25
 PROGRESS_LOG_INTERVAL_S = 5.0
 WRITEBACK_INTERVAL_S = 0.5
-GENERIC_MEDIA_TYPES = frozenset({"application/octet-stream", "text/plain", "application/gzip"})
 
 
 class JobCancelled(Exception):
@@ -217,7 +216,6 @@ class ProgressReporter:
 
 def parse_options(job: Job, settings: Settings) -> parsing.ParseOptions:
     options = job.options
-    media_type = job.media_type if job.media_type not in GENERIC_MEDIA_TYPES else None
     return parsing.ParseOptions(
         format=str(options.get("format", "auto")),
         delimiter=options.get("delimiter"),
@@ -226,7 +224,7 @@ def parse_options(job: Job, settings: Settings) -> parsing.ParseOptions:
         max_errors=int(options.get("max_errors", 1000)),
         max_errors_stored=settings.max_errors_stored,
         max_decompressed_bytes=settings.max_decompressed_bytes,
-        media_type=media_type,
+        media_type=job.media_type,
         filename=job.file_name,
     )
 

@@ -10,7 +10,6 @@ from service.admission import Admission
 from service.config import Settings
 from service.executors import Executor
 from service.metrics import Metrics
-from service.models import Job, JobStatus
 from service.recorder import JobRecorder
 from service.runner import Sessions
 from service.watch import JobViews
@@ -35,8 +34,6 @@ class Runtime:
 
     async def job_done(self, job_id: str) -> None:
         """A job ran in this process's pool: wake its watchers, count it."""
-        self.views.changed(job_id)
-        async with self.sessions() as session:
-            job = await session.get(Job, job_id)
-        if job is not None and JobStatus(job.status).done:
-            self.metrics.job_finished(job)
+        snapshot = await self.views.reload(job_id)
+        if snapshot is not None and snapshot.job.done:
+            self.metrics.job_finished(snapshot.job)

@@ -120,10 +120,6 @@ class UploadWriter:
         if not self._committed:
             await _unlink_quietly(self._path)
 
-    @property
-    def size(self) -> int:
-        return self._size
-
     async def write(self, chunk: bytes) -> None:
         assert self._stored is None, "write after digest"
         self._size += len(chunk)

@@ -104,6 +104,15 @@ class JobViews:
     def changed(self, job_id: str) -> None:
         """This process changed the job: forget its snapshot and wake everyone waiting on it."""
         self._snapshots.pop(job_id, None)
+        self._wake(job_id)
+
+    async def reload(self, job_id: str) -> Snapshot | None:
+        """Read the job now (it just changed here), keep it, and wake everyone waiting on it."""
+        snapshot = await self._load_once(job_id)
+        self._wake(job_id)
+        return snapshot
+
+    def _wake(self, job_id: str) -> None:
         for event in self._waiters.get(job_id, ()):
             event.set()
 

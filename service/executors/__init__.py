@@ -25,8 +25,6 @@ class Executor(Protocol):
         """Able to run jobs: the pool is up, or the broker answers."""
         ...
 
-    def running(self) -> int: ...
-
 
 JobDone = Callable[[str], Awaitable[None]]
 

@@ -44,9 +44,6 @@ class CeleryExecutor:
     def pause(self) -> None:
         """Nothing runs here: Celery workers keep taking jobs from the broker."""
 
-    def running(self) -> int:
-        return 0
-
     async def stop(self, grace_s: float) -> None:
         self._started = False
         await asyncio.to_thread(self._client.close)

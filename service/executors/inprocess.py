@@ -69,9 +69,6 @@ class InProcessExecutor:
     async def ready(self) -> bool:
         return bool(self._consumers) and not any(task.done() for task in self._consumers)
 
-    def running(self) -> int:
-        return len(self._busy)
-
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = _new_pool(self._settings.max_concurrent_jobs)
