@@ -25,6 +25,11 @@ def value_bytes(strings: pa.Array | pa.ChunkedArray) -> list[memoryview]:
     return views
 
 
+def byte_array(data: pa.Buffer) -> pa.Array:
+    """The bytes of `data` as an array of uint8, zero-copy, for Arrow's kernels to scan."""
+    return pa.Array.from_buffers(pa.uint8(), len(data), [None, data])
+
+
 def any_value_contains(strings: pa.Array | pa.ChunkedArray, pattern: re.Pattern[bytes]) -> bool:
     """Whether `pattern` occurs anywhere in the values (it must not span line-free values)."""
     return any(pattern.search(view) is not None for view in value_bytes(strings))
@@ -35,8 +40,7 @@ def min_byte(strings: pa.Array | pa.ChunkedArray) -> int:
     character. Arrow's `min` over the bytes runs far faster than a regex character class."""
     smallest = 256
     for view in value_bytes(strings):
-        data = pa.py_buffer(view)
-        found = pc.min(pa.Array.from_buffers(pa.uint8(), len(data), [None, data])).as_py()
+        found = pc.min(byte_array(pa.py_buffer(view))).as_py()
         if found is not None:
             smallest = min(smallest, found)
     return smallest

@@ -157,13 +157,7 @@ def _integers(values: pa.Array) -> bool:
     Arrow's integer cast checks digits and range at a fraction of a regex's cost; it also
     takes leading zeros (and `0x` hex), which are refused separately.
     """
-    if not pc.all(
-        pc.match_substring_regex(values.slice(0, _PROBE_ROWS), PATTERNS[INTEGER])
-    ).as_py():
-        return False
-    try:
-        pc.cast(values, pa.int64())
-    except (pa.ArrowInvalid, OverflowError):
+    if not _probe(values, INTEGER) or not _fit_int64(values):
         return False
     length = pc.binary_length(values)
     leading_zero = pc.or_(
@@ -189,10 +183,13 @@ def _dates(values: pa.Array) -> bool:
 
 def _integers_fit(integers: pa.Array) -> bool:
     long = pc.filter(integers, pc.greater(pc.binary_length(integers), _INT64_SAFE_DIGITS))
-    if len(long) == 0:
-        return True
+    return len(long) == 0 or _fit_int64(long)
+
+
+def _fit_int64(values: pa.Array) -> bool:
+    """Whether Arrow's cast takes every value as a signed 64-bit integer."""
     try:
-        pc.cast(long, pa.int64())
+        pc.cast(values, pa.int64())
     except (pa.ArrowInvalid, OverflowError):
         return False
     return True

@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from service.parsing.csv_scan import THREADS
 from service.parsing.early_output import Resume
+from service.parsing.futures import cancel_and_wait
 from service.parsing.ndjson import render_records
 from service.parsing.progress import WRITE, ProgressReporter
 from service.parsing.source import TextSource
@@ -65,10 +66,7 @@ async def rewrite(
                         rows_done=written,
                     )
             finally:
-                for future in rendering:
-                    future.cancel()
-                if rendering:
-                    await asyncio.wait(rendering)
+                await cancel_and_wait(rendering)
 
 
 def _next_batch(spilled: pa.ipc.RecordBatchStreamReader) -> pa.RecordBatch | None:

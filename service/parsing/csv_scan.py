@@ -15,7 +15,6 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 
@@ -31,6 +30,7 @@ from service.parsing.csv_arrow import internal_names, read_fast
 from service.parsing.csv_framing import count_lines, safe_records_end
 from service.parsing.csv_records import RecordsRead, read_records
 from service.parsing.early_output import EarlyOutput
+from service.parsing.futures import cancel_and_wait
 from service.parsing.ndjson import render_records
 from service.parsing.progress import SCAN, ProgressReporter
 from service.parsing.row_errors import ErrorLog, RowError
@@ -120,22 +120,15 @@ async def scan(
             merge_counts(profiles, step.counts)
             size = 0 if step.rendered is None else len(step.rendered)
             types = [profile.type for profile in profiles]
-            was_active = output.active
             kept = output.accept(step.rendered_types, step.rows, size, types)
-            if was_active and not output.active:
+            if not output.active:  # once off, it stays off: setting the share again is a no-op
                 reporter.set_scan_share(on_abandon)
             early = step.rendered if kept else None
             if keeping is not None:
                 await keeping
             keeping = loop.run_in_executor(keeper, _keep, spill, step.table, result, early)
         await errors.add(step.errors)
-        reporter.rows_failed = errors.count
-        await reporter.update(
-            SCAN,
-            fraction=text.bytes_done / max(text.bytes_total, 1),
-            bytes_done=text.bytes_done,
-            rows_done=rows,
-        )
+        await reporter.read_up_to(SCAN, text.bytes_done, rows)
 
     with (
         ThreadPoolExecutor(THREADS, thread_name_prefix="ingest-csv-parse") as parsers,
@@ -185,13 +178,8 @@ async def scan(
             if keeping is not None:
                 await keeping
         finally:
-            unfinished: list[asyncio.Future[Any]] = list(parsing)
-            if keeping is not None:
-                unfinished.append(keeping)
-            for future in unfinished:
-                future.cancel()
-            if unfinished:
-                await asyncio.wait(unfinished)  # the files are closed only after them
+            # The files are closed only after the blocks still running.
+            await cancel_and_wait([*parsing] if keeping is None else [*parsing, keeping])
     return rows
 
 

@@ -89,7 +89,7 @@ async def _parse(
         errors_path, max_errors=options.max_errors, max_stored=options.max_errors_stored
     )
     async with raw, errors:
-        reporter = ProgressReporter(on_progress, raw.bytes_total)
+        reporter = ProgressReporter(on_progress, raw.bytes_total, rows_failed=lambda: errors.count)
         text, encoding = await _open_text(raw, options)
         try:
             format = await _detect(text, options)

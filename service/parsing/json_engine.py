@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import deque
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import aiofiles
 
 from service.parsing.contract import ParseOptions, ParseResult
+from service.parsing.futures import cancel_and_wait
 from service.parsing.json_array import JsonArrayReader
 from service.parsing.json_arrow import read_lines_fast
 from service.parsing.json_values import JsonSummary, check_record
@@ -61,13 +63,7 @@ async def parse_json_records(
         summary.merge(output.summary)
         rows += output.rows
         await errors.add(output.errors)
-        reporter.rows_failed = errors.count
-        await reporter.update(
-            WRITE,
-            fraction=text.bytes_done / max(text.bytes_total, 1),
-            bytes_done=text.bytes_done,
-            rows_done=rows,
-        )
+        await reporter.read_up_to(WRITE, text.bytes_done, rows)
 
     with ThreadPoolExecutor(_THREADS, thread_name_prefix="ingest-json") as checkers:
         async with aiofiles.open(result_path, "wb") as out:
@@ -110,10 +106,7 @@ async def parse_json_records(
                 while checking:
                     await take_oldest()
             finally:
-                for future in checking:
-                    future.cancel()
-                if checking:
-                    await asyncio.wait(checking)
+                await cancel_and_wait(checking)
     return ParseResult(
         format=format,
         rows=rows,
@@ -131,20 +124,12 @@ def _json_lines(piece: bytes, first_line: int, encoding: str) -> _Output:
     if fast is not None:
         output.data, output.rows = fast, fast.count(b"\n")
         return output
-    kept: list[bytes] = []
-    for offset, line in enumerate(piece.split(b"\n")):
-        record = line[:-1] if line.endswith(b"\r") else line
-        if not record.strip(_JSON_WHITESPACE):
-            continue
-        checked = check_record(record, first_line + offset, encoding)
-        if isinstance(checked, RowError):
-            output.errors.append(checked)
-            continue
-        summary.add(checked)
-        kept.append(record)
-    kept.append(b"")
-    output.data = b"\n".join(kept) if len(kept) > 1 else b""
-    output.rows = len(kept) - 1
+    records = (
+        (first_line + offset, record, record)
+        for offset, line in enumerate(piece.split(b"\n"))
+        if (record := line[:-1] if line.endswith(b"\r") else line).strip(_JSON_WHITESPACE)
+    )
+    _check_records(output, records, encoding)
     return output
 
 
@@ -160,17 +145,28 @@ def _json_elements(
     if fast is not None:
         output.data, output.rows = fast, len(texts)
     else:
-        kept: list[bytes] = []
-        for (line, element), text in zip(elements, texts, strict=True):
-            checked = check_record(element, line, encoding)
-            if isinstance(checked, RowError):
-                output.errors.append(checked)
-                continue
-            summary.add(checked)
-            kept.append(text)
-        kept.append(b"")
-        output.data = b"\n".join(kept) if len(kept) > 1 else b""
-        output.rows = len(kept) - 1
+        records = (
+            (line, element, text) for (line, element), text in zip(elements, texts, strict=True)
+        )
+        _check_records(output, records, encoding)
     output.errors.extend(structure_errors)
     output.errors.sort(key=lambda error: error.line)
     return output
+
+
+def _check_records(
+    output: _Output, records: Iterable[tuple[int, bytes, bytes]], encoding: str
+) -> None:
+    """Checks each (line, record, text to keep) in turn: a bad record becomes a row error, a
+    good one goes into the summary and its text, one per line, into `output.data`."""
+    kept: list[bytes] = []
+    for line, record, text in records:
+        checked = check_record(record, line, encoding)
+        if isinstance(checked, RowError):
+            output.errors.append(checked)
+            continue
+        output.summary.add(checked)
+        kept.append(text)
+    kept.append(b"")
+    output.data = b"\n".join(kept) if len(kept) > 1 else b""
+    output.rows = len(kept) - 1

@@ -34,7 +34,6 @@ class ByteSource:
         self._at_eof = False
         self.bytes_total = path.stat().st_size
         self.bytes_done = 0
-        self.compressed = False
 
     async def __aenter__(self) -> ByteSource:
         self._file = await aiofiles.open(self._path, "rb")
@@ -67,7 +66,6 @@ class ByteSource:
                 self._at_eof = True
                 continue
             if self.bytes_done == len(raw) and raw.startswith(GZIP_MAGIC):
-                self.compressed = True
                 self._inflater = _GzipInflater(self._max_decompressed, self._read_size)
             if self._inflater is None:
                 return raw

@@ -6,7 +6,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from service.parsing import ParseOptions, ParseProgress, ParseResult, parse_file
+import pytest
+
+from service.parsing import ParseFailure, ParseOptions, ParseProgress, ParseResult, parse_file
 
 
 @dataclass
@@ -55,6 +57,13 @@ async def parse_bytes(
         json.loads(line) for line in errors_path.read_text(encoding="utf-8").split("\n") if line
     ]
     return Outcome(result, records, errors, seen, text)
+
+
+async def failure_code(directory: Path, data: bytes, **options: object) -> str:
+    """The code of the ParseFailure that parsing `data` must raise."""
+    with pytest.raises(ParseFailure) as failure:
+        await parse_bytes(directory, data, **options)
+    return failure.value.code
 
 
 def csv_bytes(*lines: str, newline: str = "\n") -> bytes:

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from service.parsing import ParseFailure
-from tests.parsing.support import csv_bytes, parse_bytes
+from tests.parsing.support import csv_bytes, failure_code, parse_bytes
 
 CHUNK_SIZES = [None, 1, 7, 64]
 
@@ -225,9 +224,7 @@ async def test_field_count_error_line_after_many_quoted_newlines(tmp_path: Path)
 
 async def test_too_many_errors_fails_the_job(tmp_path: Path) -> None:
     data = csv_bytes("a,b", *["only-one"] * 6, "1,2")
-    with pytest.raises(ParseFailure) as failure:
-        await parse_bytes(tmp_path, data, max_errors=5)
-    assert failure.value.code == "too_many_errors"
+    assert await failure_code(tmp_path, data, max_errors=5) == "too_many_errors"
     assert not (tmp_path / "result.ndjson").exists()
 
 
@@ -251,6 +248,4 @@ async def test_whitespace_is_kept_in_string_values(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("delimiter", ["::", '"', "\n"])
 async def test_an_impossible_delimiter_is_refused(tmp_path: Path, delimiter: str) -> None:
-    with pytest.raises(ParseFailure) as failure:
-        await parse_bytes(tmp_path, b"a,b\n1,2\n", delimiter=delimiter)
-    assert failure.value.code == "unsupported_format"
+    assert await failure_code(tmp_path, b"a,b\n1,2\n", delimiter=delimiter) == "unsupported_format"

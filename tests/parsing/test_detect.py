@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from service.parsing import ParseFailure
-from tests.parsing.support import parse_bytes
+from tests.parsing.support import failure_code, parse_bytes
 
 CSV = b"a,b\n1,2\n"
 JSONL = b'{"a": 1}\n'
@@ -42,15 +41,11 @@ async def test_detection_order(
 
 @pytest.mark.parametrize("data", [b"", b"   \n\t\r\n  ", b"\xef\xbb\xbf", "  \n".encode("utf-16")])
 async def test_empty_file(tmp_path: Path, data: bytes) -> None:
-    with pytest.raises(ParseFailure) as failure:
-        await parse_bytes(tmp_path, data)
-    assert failure.value.code == "empty_file"
+    assert await failure_code(tmp_path, data) == "empty_file"
 
 
 async def test_gzip_of_nothing_is_an_empty_file(tmp_path: Path) -> None:
-    with pytest.raises(ParseFailure) as failure:
-        await parse_bytes(tmp_path, gzip.compress(b""))
-    assert failure.value.code == "empty_file"
+    assert await failure_code(tmp_path, gzip.compress(b"")) == "empty_file"
 
 
 @pytest.mark.parametrize(
@@ -62,15 +57,11 @@ async def test_gzip_of_nothing_is_an_empty_file(tmp_path: Path) -> None:
     ],
 )
 async def test_binary_input_is_unsupported(tmp_path: Path, data: bytes) -> None:
-    with pytest.raises(ParseFailure) as failure:
-        await parse_bytes(tmp_path, data)
-    assert failure.value.code == "unsupported_format"
+    assert await failure_code(tmp_path, data) == "unsupported_format"
 
 
 async def test_unknown_encoding_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ParseFailure) as failure:
-        await parse_bytes(tmp_path, CSV, encoding="no-such-codec")
-    assert failure.value.code == "unsupported_format"
+    assert await failure_code(tmp_path, CSV, encoding="no-such-codec") == "unsupported_format"
 
 
 @pytest.mark.parametrize("chunk_size", [None, 10])
@@ -88,25 +79,22 @@ async def test_concatenated_gzip_members(tmp_path: Path) -> None:
 
 async def test_gzip_bomb_is_stopped(tmp_path: Path) -> None:
     bomb = gzip.compress(b"a,b\n" + b"1,2\n" * 2_000_000)
-    with pytest.raises(ParseFailure) as failure:
-        await parse_bytes(tmp_path, bomb, max_decompressed_bytes=1_000_000)
-    assert failure.value.code == "decompressed_too_large"
+    assert (
+        await failure_code(tmp_path, bomb, max_decompressed_bytes=1_000_000)
+        == "decompressed_too_large"
+    )
     assert not (tmp_path / "result.ndjson").exists()
 
 
 async def test_truncated_gzip_is_an_io_error(tmp_path: Path) -> None:
     data = gzip.compress(b"a,b\n" + b"1,2\n" * 1000)
-    with pytest.raises(ParseFailure) as failure:
-        await parse_bytes(tmp_path, data[: len(data) // 2])
-    assert failure.value.code == "io_error"
+    assert await failure_code(tmp_path, data[: len(data) // 2]) == "io_error"
 
 
 async def test_corrupt_gzip_is_an_io_error(tmp_path: Path) -> None:
     data = bytearray(gzip.compress(b"a,b\n" + b"1,2\n" * 1000))
     data[20:30] = b"\xff" * 10
-    with pytest.raises(ParseFailure) as failure:
-        await parse_bytes(tmp_path, bytes(data))
-    assert failure.value.code == "io_error"
+    assert await failure_code(tmp_path, bytes(data)) == "io_error"
 
 
 async def test_progress_counts_compressed_bytes(tmp_path: Path) -> None:

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from service.parsing import ParseFailure
-from tests.parsing.support import parse_bytes
+from tests.parsing.support import failure_code, parse_bytes
 
 JSONL = (
     b'{"id": 1, "name": "a", "tags": ["x"], "meta": {"k": 1}, "score": 1}\n'
@@ -127,15 +126,14 @@ async def test_broken_array_structure_is_one_json_error(
 
 
 async def test_format_json_on_something_that_is_no_array(tmp_path: Path) -> None:
-    with pytest.raises(ParseFailure) as failure:
-        await parse_bytes(tmp_path, b'{"a": 1}\n', format="json")
-    assert failure.value.code == "unsupported_format"
+    assert await failure_code(tmp_path, b'{"a": 1}\n', format="json") == "unsupported_format"
 
 
 async def test_json_lines_too_many_errors(tmp_path: Path) -> None:
-    with pytest.raises(ParseFailure) as failure:
-        await parse_bytes(tmp_path, b"1\n2\n3\n", max_errors=2, format="jsonl")
-    assert failure.value.code == "too_many_errors"
+    assert (
+        await failure_code(tmp_path, b"1\n2\n3\n", max_errors=2, format="jsonl")
+        == "too_many_errors"
+    )
 
 
 async def test_a_null_line_is_not_an_object(tmp_path: Path) -> None:
