@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from tests.server import ServiceProcess, log_records
-from tests.test_server_process import MiB, assert_result_matches_csv, wait_until, write_csv
+from tests.test_server_process import MiB, assert_succeeded_with_csv, wait_until, write_csv
 
 pytestmark = pytest.mark.slow
 
@@ -292,12 +292,7 @@ def test_kill_9_of_the_api_alone_ends_its_workers_and_the_job_reruns_cleanly(
         second = ServiceProcess(data).start()
         with httpx.Client(base_url=second.url, timeout=60) as client:
             wait_until(lambda: client.get(f"/jobs/{job_id}").json()["done"], timeout=90)
-            job = client.get(f"/jobs/{job_id}").json()
-            assert job["status"] == "succeeded", job
-            assert job["result"]["rows"] == rows
-            with client.stream("GET", f"/jobs/{job_id}/result") as result:
-                assert result.status_code == 200
-                assert_result_matches_csv(result.iter_bytes(4 * MiB), rows)
+            assert_succeeded_with_csv(client, job_id, rows)
 
         while still_alive(leftovers) and time.monotonic() < killed_at + 10:
             time.sleep(0.05)

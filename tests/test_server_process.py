@@ -65,6 +65,16 @@ def csv_record(n: int) -> dict[str, Any]:
     }
 
 
+def assert_succeeded_with_csv(client: httpx.Client, job_id: str, rows: int) -> None:
+    """The job succeeded and its result is exactly the `rows` rows `write_csv` wrote."""
+    job = client.get(f"/jobs/{job_id}").json()
+    assert job["status"] == "succeeded", job
+    assert job["result"]["rows"] == rows
+    with client.stream("GET", f"/jobs/{job_id}/result") as result:
+        assert result.status_code == 200
+        assert_result_matches_csv(result.iter_bytes(4 * MiB), rows)
+
+
 def assert_result_matches_csv(chunks: Iterable[bytes], rows: int) -> None:
     """The NDJSON result of a `write_csv` file, streamed: ids 0..rows-1 in order, and the
     first, a middle and the last record equal to what `write_csv` wrote."""
@@ -201,12 +211,7 @@ def test_kill_9_while_running_and_queued_then_restart_finishes_every_job(tmp_pat
         with httpx.Client(base_url=service.url, timeout=60) as client:
             for job_id in (running_id, queued_id):
                 wait_until(lambda job_id=job_id: client.get(f"/jobs/{job_id}").json()["done"], 120)
-            big_job = client.get(f"/jobs/{running_id}").json()
-            assert big_job["status"] == "succeeded", big_job
-            assert big_job["result"]["rows"] == rows
-            with client.stream("GET", f"/jobs/{running_id}/result") as result:
-                assert result.status_code == 200
-                assert_result_matches_csv(result.iter_bytes(4 * MiB), rows)
+            assert_succeeded_with_csv(client, running_id, rows)
             small = client.get(f"/jobs/{queued_id}/result").content
             assert ndjson(small) == [{"a": 1}, {"a": 2}]
     finally:
