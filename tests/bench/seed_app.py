@@ -14,25 +14,21 @@ from fastapi import FastAPI, Request, UploadFile
 app = FastAPI()
 
 
-def _target() -> Path:
-    return Path(os.environ.get("INGEST_DATA_DIR", ".")) / f"{uuid.uuid4().hex}.upload"
+def _store(data: bytes) -> dict[str, int]:
+    """Write the bytes, as a seed app would, then drop them so runs leave nothing behind."""
+    path = Path(os.environ.get("INGEST_DATA_DIR", ".")) / f"{uuid.uuid4().hex}.upload"
+    path.write_bytes(data)
+    path.unlink()
+    return {"size": len(data)}
 
 
 @app.post("/upload", status_code=202)
 async def upload(file: UploadFile) -> dict[str, int]:
     """Multipart: `await file.read()`, then write the bytes."""
-    data = await file.read()
-    path = _target()
-    path.write_bytes(data)
-    path.unlink()
-    return {"size": len(data)}
+    return _store(await file.read())
 
 
 @app.post("/upload-raw", status_code=202)
 async def upload_raw(request: Request) -> dict[str, int]:
     """Raw body: `await request.body()`, then write the bytes."""
-    data = await request.body()
-    path = _target()
-    path.write_bytes(data)
-    path.unlink()
-    return {"size": len(data)}
+    return _store(await request.body())
