@@ -98,11 +98,6 @@ def service_missing(name: str) -> None:
     pytest.skip(f"{name} is not reachable")
 
 
-@pytest.fixture(scope="session")
-def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    yield tmp_path_factory.mktemp("samples")
-
-
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 

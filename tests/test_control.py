@@ -20,7 +20,7 @@ from service.config import Settings
 from service.db import transaction
 from service.intake import Upload, UploadOptions
 from service.jobs import new_job
-from service.storage import StoredFile
+from service.storage import StoredFile, job_paths
 from tests.conftest import app_client, running_app, settings_with
 from tests.helpers import assert_problem, wait_for_job
 
@@ -43,12 +43,12 @@ async def test_cancel_is_idempotent_and_409_once_finished(client: httpx.AsyncCli
 async def test_delete_removes_job_and_files(client: httpx.AsyncClient, settings: Settings) -> None:
     job_id = (await _submit(client)).json()["id"]
     await wait_for_job(client, job_id)
-    assert (settings.data_dir / "jobs" / job_id / "result.ndjson").exists()
+    assert job_paths(settings.data_dir, job_id).result.exists()
     response = await client.delete(f"/jobs/{job_id}")
     assert response.status_code == 204
     assert_problem(await client.get(f"/jobs/{job_id}"), 404)
-    assert not (settings.data_dir / "jobs" / job_id).exists()
-    assert not (settings.data_dir / "uploads" / job_id).exists()
+    assert not job_paths(settings.data_dir, job_id).root.exists()
+    assert not job_paths(settings.data_dir, job_id).upload.exists()
     assert_problem(await client.delete(f"/jobs/{job_id}"), 404)
 
 
@@ -223,7 +223,7 @@ async def _queued_job_nobody_runs(app: FastAPI, updated_minutes_ago: float = 0) 
     """A job row with its upload on disk that was never handed to the executor."""
     runtime = app.state.runtime
     job_id = str(uuid.uuid4())
-    (runtime.settings.data_dir / "uploads" / job_id).write_bytes(CSV)
+    job_paths(runtime.settings.data_dir, job_id).upload.write_bytes(CSV)
     upload = Upload("s.csv", "text/csv", None, UploadOptions(), StoredFile(len(CSV), "0" * 64))
     job = new_job(job_id=job_id, owner="", upload=upload, retention=timedelta(hours=1))
     job.updated_at = job.updated_at - timedelta(minutes=updated_minutes_ago)

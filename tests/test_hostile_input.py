@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from service.config import Settings
+from service.storage import job_paths
 from tests.helpers import assert_problem, wait_for_job
 
 CSV = b"id,name\n1,ada\n2,grace\n"
@@ -122,7 +123,7 @@ async def test_result_whose_file_vanished_is_404(
     response = await client.post("/jobs", content=CSV, headers={"Content-Type": "text/csv"})
     job_id = response.json()["id"]
     await wait_for_job(client, job_id)
-    (settings.data_dir / "jobs" / job_id / "result.ndjson").unlink()
+    job_paths(settings.data_dir, job_id).result.unlink()
     assert_problem(await client.get(f"/jobs/{job_id}/result"), 404)
 
 

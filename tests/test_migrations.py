@@ -35,7 +35,8 @@ def test_sqlite_upgrade_matches_models(tmp_path: Path) -> None:
     engine.dispose()
 
 
-async def test_the_service_runs_sqlite_in_wal_mode(client: object, settings: Settings) -> None:
+@pytest.mark.usefixtures("app")
+async def test_the_service_runs_sqlite_in_wal_mode(settings: Settings) -> None:
     engine = create_engine(settings.sqlalchemy_url)
     with engine.connect() as connection:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"

@@ -16,6 +16,7 @@ import orjson
 import psutil
 import pytest
 
+from service.storage import job_paths
 from tests.server import ServiceProcess, log_records
 from tests.test_server_process import MiB, assert_succeeded_with_csv, wait_until, write_csv
 
@@ -190,8 +191,8 @@ def test_cancelling_a_queued_job_and_a_running_one(data: Path, big_csv: tuple[Pa
         assert len(job_log(records, behind_id, "job started")) == 1
         for job_id in (running_id, queued_id):
             assert job_log(records, job_id, "job succeeded") == []
-            assert not (data / "jobs" / job_id / "result.ndjson").exists()
-            assert not (data / "jobs" / job_id / "result.ndjson.part").exists()
+            assert not job_paths(data, job_id).result.exists()
+            assert not any(job_paths(data, job_id).root.glob("result.ndjson.*.part"))
     finally:
         server.stop()
 
@@ -214,7 +215,7 @@ def test_sigterm_refuses_uploads_and_leaves_running_jobs_for_the_next_start(
             httpx.post(
                 f"{server.url}/jobs", content=b"a\n1\n", headers={"Content-Type": "text/csv"}
             )
-        assert not (data / "jobs" / job_id / "result.ndjson").exists()
+        assert not job_paths(data, job_id).result.exists()
         first = log_records(first_log)
         assert len(job_log(first, job_id, "job started")) == 1
         assert job_log(first, job_id, "job succeeded") == [], "the job finished within 0.5 s"
@@ -419,8 +420,8 @@ def test_retention_sweep_removes_expired_jobs_and_orphans(data: Path) -> None:
             response = client.post("/jobs", content=b"a\n1\n", headers={"Content-Type": "text/csv"})
             job_id = response.json()["id"]
             wait_until(lambda: client.get(f"/jobs/{job_id}").status_code == 404, timeout=30)
-            assert not (data / "jobs" / job_id).exists()
-            assert not (data / "uploads" / job_id).exists()
+            assert not job_paths(data, job_id).root.exists()
+            assert not job_paths(data, job_id).upload.exists()
             assert client.get("/jobs").json()["items"] == []
         assert not orphan_output.exists()
         assert not orphan_upload.exists()

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 
 from service.config import Settings
+from service.storage import job_paths
 from tests.conftest import app_client, settings_with
 from tests.helpers import assert_problem, ndjson, wait_for_job
 
@@ -62,7 +63,7 @@ async def test_multipart_upload_is_accepted_parsed_and_downloadable(
         {"order_id": 2, "customer": "grace", "amount": 12},
         {"order_id": 3, "customer": "linus", "amount": None},
     ]
-    stored = settings.data_dir / "uploads" / job["id"]
+    stored = job_paths(settings.data_dir, job["id"]).upload
     assert stored.read_bytes() == ORDERS_CSV
 
 
@@ -109,7 +110,7 @@ async def test_gzip_content_encoding_is_stored_as_sent(
     )
     assert response.status_code == 202, response.text
     job = response.json()
-    assert (settings.data_dir / "uploads" / job["id"]).read_bytes() == body
+    assert job_paths(settings.data_dir, job["id"]).upload.read_bytes() == body
     done = await wait_for_job(client, job["id"])
     assert done["status"] == "succeeded", done
     assert done["result"]["rows"] == 3
