@@ -51,7 +51,8 @@ UPLOAD_BODY: dict[str, Any] = {
 
 
 def preferred_wait(prefer: str | None) -> float | None:
-    """The `wait` preference of a `Prefer` header (RFC 7240), capped at MAX_WAIT_S."""
+    """The `wait` preference of a `Prefer` header (RFC 7240) in seconds: capped at MAX_WAIT_S,
+    to the millisecond."""
     for preference in (prefer or "").split(","):
         name, _, value = preference.strip().partition("=")
         if name.strip().lower() == "wait":
@@ -59,8 +60,15 @@ def preferred_wait(prefer: str | None) -> float | None:
                 seconds = float(value.strip().strip('"'))
             except ValueError:
                 return None
-            return min(max(seconds, 0.0), MAX_WAIT_S) if math.isfinite(seconds) else None
+            if not math.isfinite(seconds):
+                return None
+            return round(min(max(seconds, 0.0), MAX_WAIT_S), 3)
     return None
+
+
+def plain_seconds(seconds: float) -> str:
+    """`2.5`, `10`, `0`: a number of seconds as people write it, never in exponent form."""
+    return f"{seconds:.3f}".rstrip("0").rstrip(".")
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:
@@ -116,7 +124,7 @@ async def submit_job(
         background.add_task(submission.dispatch, runtime, submitted.job.id)
     job = await submission.start(runtime, submitted, owner, wait)
     if wait is not None:
-        response.headers["Preference-Applied"] = f"wait={wait:g}"
+        response.headers["Preference-Applied"] = f"wait={plain_seconds(wait)}"
     response.status_code = 200 if job.done or not submitted.created else 202
     response.headers["Location"] = f"/jobs/{job.id}"
     response.headers.update(job_headers(job))
