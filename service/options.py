@@ -10,7 +10,7 @@ from __future__ import annotations
 import codecs
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Format = Literal["auto", "csv", "tsv", "jsonl", "json"]
 DEFAULT_MAX_ERRORS = 1000
@@ -34,10 +34,9 @@ class JobOptions(BaseModel):
     )
     delimiter: str | None = Field(
         default=None,
-        min_length=1,
         max_length=1,
         description="CSV field delimiter: one printable ASCII character or a tab; "
-        "sniffed among `, ; \\t |` when absent.",
+        "sniffed among `, ; \\t |` when absent or empty.",
         examples=[";"],
     )
     header: bool = Field(
@@ -61,14 +60,12 @@ class JobOptions(BaseModel):
         examples=[100],
     )
 
-    @model_validator(mode="before")
+    @field_validator("delimiter", mode="before")
     @classmethod
-    def _empty_means_default(cls, given: Any) -> Any:
-        """`?delimiter=` or an empty form field leaves the option at its default. (curl's
-        `-F delimiter=';'` sends an empty value: `;` starts curl's own field attributes.)"""
-        if isinstance(given, dict):
-            return {name: value for name, value in given.items() if value != ""}
-        return given
+    def _empty_delimiter_is_sniffed(cls, value: Any) -> Any:
+        """An empty delimiter is sniffed, as an absent one: curl's `-F delimiter=';'` sends
+        an empty value (curl reads `;` as the start of the field's own attributes)."""
+        return None if value == "" else value
 
     @field_validator("delimiter")
     @classmethod

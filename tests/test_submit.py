@@ -268,23 +268,21 @@ async def test_a_trailing_slash_serves_the_same_route(client: httpx.AsyncClient)
     assert_problem(await client.get("/nowhere/"), 404)
 
 
-async def test_an_empty_option_means_its_default(client: httpx.AsyncClient) -> None:
+async def test_an_empty_delimiter_is_sniffed(client: httpx.AsyncClient) -> None:
     # curl -F 'delimiter=;' sends an empty value: curl reads ';' as the start of attributes.
-    response = await client.post(
-        "/jobs?encoding=&max_errors=",
-        files={"file": ("people.txt", b"1;ada\n2;grace\n", "text/plain")},
-        data={"header": "false", "delimiter": "", "format": ""},
-    )
-    assert response.status_code == 202, response.text
-    assert response.json()["options"] == {
-        "format": "auto",
-        "delimiter": None,
-        "header": False,
-        "encoding": "auto",
-        "max_errors": 1000,
-    }
-    done = await wait_for_job(client, response.json()["id"])
-    assert done["result"]["dialect"]["delimiter"] == ";"
+    for query, form in [("", {"delimiter": ""}), ("?delimiter=", {})]:
+        response = await client.post(
+            f"/jobs{query}",
+            files={"file": ("people.txt", b"1;ada\n2;grace\n", "text/plain")},
+            data={"header": "false", **form},
+        )
+        assert response.status_code == 202, response.text
+        assert response.json()["options"]["delimiter"] is None
+        done = await wait_for_job(client, response.json()["id"])
+        assert done["result"]["dialect"]["delimiter"] == ";"
+    for empty in ["format", "header", "max_errors", "encoding"]:
+        response = await client.post(f"/jobs?{empty}=", content=b"a\n1\n")
+        assert_problem(response, 400)
 
 
 async def test_a_client_silent_mid_body_gets_408_and_nothing_is_kept(data_dir: Path) -> None:
