@@ -30,7 +30,11 @@ class _HeadRefused(Exception):
 
 
 class HeadLimitedProtocol(HttpToolsProtocol):
-    """One connection; the limits are class attributes set by `protocol_with_limits`."""
+    """One connection; the limits are class attributes set by `protocol_with_limits`.
+
+    A status poll pays a clock read and a few comparisons: the deadline is checked by one
+    timer per connection that re-arms itself, not a timer per request.
+    """
 
     max_header_bytes: ClassVar[int] = 64 * 1024
     header_timeout_s: ClassVar[float] = 10.0
@@ -38,25 +42,35 @@ class HeadLimitedProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._in_head = True
-        self._head_bytes = 0  # bytes received while a head was being read
-        self._head_timer: asyncio.TimerHandle | None = None
+        # Bytes of the chunks that arrived while a head was being read; it may undercount a
+        # head that began in the same chunk as the end of the previous request.
+        self._head_bytes = 0
+        self._counting = False  # the chunk being parsed is counted in `_head_bytes`
+        self._head_uncounted = False  # this head began in a chunk that was not counted
+        self._head_started: float | None = None
+        self._watch: asyncio.TimerHandle | None = None
         self._refusal: tuple[int, str] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[arg-type]
-        self._start_head_timer()
+        self._head_started = self.loop.time()
+        self._watch = self.loop.call_later(self.header_timeout_s, self._check_head)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_head_timer()
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if not self._in_head:
+            self._counting = False
             super().data_received(data)
             return
+        self._counting = True
         self._head_bytes += len(data)
-        if self._head_timer is None:
-            self._start_head_timer()
+        if self._head_started is None:
+            self._head_started = self.loop.time()
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
@@ -77,45 +91,52 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         if self._in_head and self._head_bytes > self.max_header_bytes:
             self._refuse(431, self._too_large())
 
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_uncounted = not self._counting
+
     def on_headers_complete(self) -> None:
         self._in_head = False
-        self._stop_head_timer()
-        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
-        if size > self.max_header_bytes:
-            self._refusal = (431, self._too_large())
-            raise _HeadRefused
+        self._head_started = None
+        if self._head_uncounted or self._head_bytes > self.max_header_bytes:
+            size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+            if size > self.max_header_bytes:
+                self._refusal = (431, self._too_large())
+                raise _HeadRefused
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._in_head = True
         self._head_bytes = 0
+        self._counting = False
 
-    def _too_large(self) -> str:
-        return f"The request headers are larger than {self.max_header_bytes} bytes."
-
-    def _start_head_timer(self) -> None:
-        self._head_timer = self.loop.call_later(self.header_timeout_s, self._head_timed_out)
-
-    def _stop_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+    def _check_head(self) -> None:
+        self._watch = None
+        if self.transport.is_closing():
+            return
+        now = self.loop.time()
+        due = now + self.header_timeout_s
+        if self._in_head and self._head_started is not None:
+            due = self._head_started + self.header_timeout_s
+            if now >= due:
+                self._head_timed_out()
+                return
+        self._watch = self.loop.call_at(due, self._check_head)
 
     def _head_timed_out(self) -> None:
-        self._head_timer = None
-        if not self._in_head or self.transport.is_closing():
-            return
         if self._head_bytes == 0:
             self.transport.close()
             return
         detail = f"The request headers did not arrive within {self.header_timeout_s:g} s."
         self._refuse(408, detail)
 
+    def _too_large(self) -> str:
+        return f"The request headers are larger than {self.max_header_bytes} bytes."
+
     def _refuse(self, status: int, detail: str) -> None:
         """Answer `status` with a problem document and close; or only close, when a response
         to an earlier pipelined request is still being written."""
-        self._stop_head_timer()
         self._in_head = False
         logger.info("request refused", extra={"status": status, "client": self.client})
         if self.cycle is None or self.cycle.response_complete:

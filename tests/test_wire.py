@@ -206,6 +206,21 @@ def test_headers_over_64_kib_get_431_at_once(server: ServiceProcess) -> None:
     assert time.monotonic() - started < 5
 
 
+def test_pipelined_requests_are_measured_one_by_one(server: ServiceProcess) -> None:
+    small = request_head("GET", "/healthz", {"X-Padding": "p" * 40_000})
+    large = request_head("GET", "/healthz", {"X-Padding": "p" * 70_000})
+    with RawConnection(server.port) as connection:
+        # Two heads of 40 KB in one send: neither is over the limit.
+        connection.send(small + small)
+        assert connection.read_response().status == 200
+        assert connection.read_response().status == 200
+        # A small head, then a large one beginning in the same chunk as its end.
+        connection.send(small + large)
+        assert connection.read_response().status == 200
+        assert connection.closed_within(5)
+        assert connection.read_response().status == 431
+
+
 def test_an_endless_header_is_cut_off_after_64_kib(server: ServiceProcess) -> None:
     """A 100 MiB header used to be read whole (13 s, the loop stalled); now the server
     answers once 64 KiB have come without the head ending, and stays responsive."""
