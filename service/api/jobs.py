@@ -156,14 +156,16 @@ async def submit_job(
     repr_digest: Annotated[
         str | None,
         Header(
-            description="`sha-256=:<base64>:` of the file (RFC 9530); a mismatch is 400",
+            description="`sha-256=:<base64>:` of the body as sent (for multipart, the whole "
+            "multipart body; RFC 9530); a mismatch is 400 and nothing is kept",
             examples=["sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:"],
         ),
     ] = None,
     content_digest: Annotated[
         str | None,
         Header(
-            description="`sha-256=:<base64>:` of the body as sent; a mismatch is 400",
+            description="`sha-256=:<base64>:` of the body as sent (RFC 9530); a mismatch is 400 "
+            "and nothing is kept",
             examples=["sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:"],
         ),
     ] = None,
