@@ -9,12 +9,15 @@ from types import FrameType
 import uvicorn
 
 from service.config import get_settings
+from service.http_protocol import protocol_with_limits
 from service.logs import configure_logging
 from service.runtime import Runtime
 
 # Open long-polls and event streams are cut after this long at shutdown, so a SIGTERM
 # never waits on a client that follows a slow job.
 GRACEFUL_SHUTDOWN_S = 10
+# An idle keep-alive connection is closed after this long (uvicorn's default, made explicit).
+KEEP_ALIVE_S = 5
 
 
 class IngestServer(uvicorn.Server):
@@ -39,13 +42,16 @@ def main() -> None:
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     args = parser.parse_args()
-    configure_logging(get_settings().log_level)
+    settings = get_settings()
+    configure_logging(settings.log_level)
     config = uvicorn.Config(
         "service.main:app",
         host=args.host,
         port=args.port,
+        http=protocol_with_limits(settings.max_header_bytes, settings.header_timeout_s),
         log_config=None,
         access_log=False,
+        timeout_keep_alive=KEEP_ALIVE_S,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
     IngestServer(config).run()

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 GiB = 1024**3
 MiB = 1024**2
+KiB = 1024
 
 
 class Settings(BaseSettings):
@@ -33,6 +34,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     shutdown_grace_s: float = Field(default=30.0, ge=0)
     sweep_interval_s: float = Field(default=300.0, gt=0)
+    client_timeout_s: float = Field(default=60.0, gt=0)
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    max_header_bytes: int = Field(default=64 * KiB, ge=4 * KiB)
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -11,10 +11,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 class ProblemError(Exception):
@@ -46,6 +48,14 @@ class Unauthorized(ProblemError):
 
 class NotFound(ProblemError):
     status, title = 404, "Not Found"
+
+
+class MethodNotAllowed(ProblemError):
+    status, title = 405, "Method Not Allowed"
+
+
+class RequestTimeout(ProblemError):
+    status, title = 408, "Request Timeout"
 
 
 class Conflict(ProblemError):
@@ -116,9 +126,33 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:
+        return _method_not_allowed(request)
     title = HTTPStatus(exc.status_code).phrase
     return problem_response(
         exc.status_code, title, str(exc.detail), headers=dict(exc.headers or {})
+    )
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette names only the first route's)."""
+    routes = request.app.router.routes
+    allowed = []
+    for method in METHODS:
+        probe = {**request.scope, "method": method}
+        if any(route.matches(probe)[0] is Match.FULL for route in routes):
+            allowed.append(method)
+    return allowed
+
+
+def _method_not_allowed(request: Request) -> JSONResponse:
+    allowed = allowed_methods(request)
+    method, path = request.method, request.url.path
+    detail = f"{method} is not allowed on {path}; it takes {', '.join(allowed)}."
+    if method == "PUT" and "POST" in allowed:
+        detail += " curl -T sends PUT: add -X POST to upload with it."
+    return problem_response(
+        405, "Method Not Allowed", detail, headers={"Allow": ", ".join(allowed)}
     )
 
 

@@ -7,15 +7,16 @@ sha-256 as bytes arrive and enforces the size limit mid-stream.
 
 from __future__ import annotations
 
-import codecs
+import asyncio
 import errno
 import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from types import TracebackType
+from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
@@ -24,9 +25,11 @@ from service.errors import (
     BadRequest,
     InsufficientStorage,
     PayloadTooLarge,
+    RequestTimeout,
     UnsupportedMediaType,
     validation_errors,
 )
+from service.options import OPTION_NAMES, JobOptions
 from service.storage import StoredFile, UploadWriter
 
 RAW_MEDIA_TYPES = frozenset(
@@ -46,57 +49,13 @@ MULTIPART_OVERHEAD_BYTES = 64 * 1024
 MAX_FIELD_BYTES = 4096
 MAX_FILENAME_CHARS = 255
 
-Format = Literal["auto", "csv", "tsv", "jsonl", "json"]
-MAX_ERRORS_LIMIT = 1_000_000_000
-PROBE = "id;name\n1;Zoë\n"
-# Codecs that round-trip text but are not how files are encoded.
-NOT_FILE_ENCODINGS = frozenset({"idna", "punycode", "raw_unicode_escape", "unicode_escape"})
+# An upload's options are the options its job records.
+UploadOptions = JobOptions
 
 
-class UploadOptions(BaseModel):
-    """How the client asks for the file to be parsed."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    format: Format = "auto"
-    delimiter: str | None = None
-    header: bool = True
-    encoding: str = "auto"
-    max_errors: int = Field(default=1000, ge=0, le=MAX_ERRORS_LIMIT)
-
-    @field_validator("delimiter")
-    @classmethod
-    def _usable_delimiter(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if len(value) != 1 or not (value == "\t" or (value.isascii() and value.isprintable())):
-            raise ValueError("the delimiter must be one printable ASCII character, or a tab")
-        if value == '"':
-            raise ValueError("the quote character cannot be the delimiter")
-        return value
-
-    @field_validator("encoding")
-    @classmethod
-    def _text_encoding(cls, value: str) -> str:
-        if value.lower() == "auto":
-            return "auto"
-        try:
-            name = codecs.lookup(value).name
-            # Only codecs that turn bytes into text qualify (not hex, base64, rot13, zlib…).
-            usable = name not in NOT_FILE_ENCODINGS and PROBE.encode(name).decode(name) == PROBE
-        except (LookupError, UnicodeError):
-            usable = False
-        if not usable:
-            raise ValueError(f"{value!r} is not a text encoding this service can read")
-        return name
-
-
-OPTION_NAMES = frozenset(UploadOptions.model_fields)
-
-
-def validate_options(given: dict[str, Any]) -> UploadOptions:
+def validate_options(given: dict[str, Any]) -> JobOptions:
     try:
-        return UploadOptions.model_validate(given)
+        return JobOptions.model_validate(given)
     except ValidationError as exc:
         errors = validation_errors(exc.errors())
         raise BadRequest("The upload options are not valid.", errors=errors) from None
@@ -113,7 +72,7 @@ class Upload:
     file_name: str
     media_type: str
     content_encoding: str | None
-    options: UploadOptions
+    options: JobOptions
     stored: StoredFile
 
 
@@ -128,7 +87,8 @@ def media_type_of(request: Request) -> str:
 def check_media_type(request: Request) -> tuple[str, str | None]:
     """The request's media type and content coding, or 415 if the service does not take them."""
     media_type = media_type_of(request)
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    # An empty Content-Encoding names no coding at all, like an absent one.
+    encoding = request.headers.get("content-encoding", "").strip().lower() or "identity"
     if media_type == MULTIPART or media_type in RAW_MEDIA_TYPES:
         if encoding == "identity":
             return media_type, None
@@ -174,9 +134,54 @@ def clean_file_name(name: str | None, fallback: str = "upload") -> str:
     return base[:MAX_FILENAME_CHARS] or fallback
 
 
-async def _body(request: Request, body_hash: BodyHash | None = None) -> AsyncIterator[bytes]:
+class ClientSilence:
+    """Ends the block with TimeoutError once the client has sent nothing for `seconds`.
+
+    Each chunk only records when it arrived; the single timer re-arms itself lazily, so a
+    fast upload costs one clock read per chunk, not a timer.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._loop = asyncio.get_running_loop()
+        self._last = self._loop.time()
+        self._scope = asyncio.timeout(None)
+        self._timer: asyncio.TimerHandle | None = None
+
+    def heard(self) -> None:
+        self._last = self._loop.time()
+
+    def _check(self) -> None:
+        due = self._last + self.seconds
+        now = self._loop.time()
+        if now >= due:
+            self._scope.reschedule(now)
+        else:
+            self._timer = self._loop.call_at(due, self._check)
+
+    async def __aenter__(self) -> ClientSilence:
+        await self._scope.__aenter__()
+        self.heard()
+        self._timer = self._loop.call_at(self._last + self.seconds, self._check)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        await self._scope.__aexit__(exc_type, exc, tb)
+
+
+async def _body(
+    request: Request, silence: ClientSilence, body_hash: BodyHash | None = None
+) -> AsyncIterator[bytes]:
     try:
         async for chunk in request.stream():
+            silence.heard()
             if chunk:
                 if body_hash is not None:
                     body_hash.update(chunk)
@@ -195,34 +200,33 @@ async def receive(
     incoming_dir: Path,
     destination: Path | None,
     max_bytes: int,
+    client_timeout_s: float,
     expected_sha256: str | None = None,
 ) -> Upload:
     """Stream the request body to `destination` and return what was stored.
 
     With `destination` None the body is only measured and hashed, then dropped.
-    A body whose sha-256 differs from `expected_sha256` is refused (400) and dropped.
-    Nothing is left on disk unless this returns with a `destination`.
+    A body whose sha-256 differs from `expected_sha256` is refused (400) and dropped; a client
+    silent for `client_timeout_s` mid-body gets 408. Nothing is left on disk unless this
+    returns with a `destination`.
     """
     try:
         async with UploadWriter(incoming_dir, max_bytes) as writer:
-            if media_type == MULTIPART:
-                body_hash = hashlib.sha256() if expected_sha256 else None
-                form = await _receive_multipart(request, writer, body_hash)
-                body_sha256 = body_hash.hexdigest() if body_hash else None
+            body_hash = hashlib.sha256() if expected_sha256 and media_type == MULTIPART else None
+            form = await _receive_body(request, media_type, writer, client_timeout_s, body_hash)
+            if form is not None:
                 options = validate_options({**query_options, **form.fields})
                 name = clean_file_name(form.file_name or file_name)
                 stored_type = form.file_media_type or "application/octet-stream"
                 encoding = None
             else:
-                async for chunk in _body(request):
-                    await writer.write(chunk)
                 options = validate_options(query_options)
                 name = clean_file_name(file_name)
                 stored_type = media_type
                 encoding = content_encoding
-                body_sha256 = None
             stored = await writer.digest()
-            if expected_sha256 and expected_sha256 != (body_sha256 or stored.sha256):
+            body_sha256 = body_hash.hexdigest() if body_hash else stored.sha256
+            if expected_sha256 and expected_sha256 != body_sha256:
                 raise BadRequest("The body does not match its digest header; nothing was kept.")
             if destination is not None:
                 stored = await writer.commit(destination)
@@ -237,6 +241,29 @@ async def receive(
         options=options,
         stored=stored,
     )
+
+
+async def _receive_body(
+    request: Request,
+    media_type: str,
+    writer: UploadWriter,
+    client_timeout_s: float,
+    body_hash: BodyHash | None,
+) -> _Form | None:
+    """Write the file to `writer`; the form, for a multipart body."""
+    try:
+        async with ClientSilence(client_timeout_s) as silence:
+            if media_type == MULTIPART:
+                return await _receive_multipart(request, writer, silence, body_hash)
+            async for chunk in _body(request, silence):
+                await writer.write(chunk)
+            return None
+    except TimeoutError:
+        raise RequestTimeout(
+            f"The client sent nothing for {client_timeout_s:g} s in the middle of the body; "
+            "nothing was kept.",
+            headers={"Connection": "close"},
+        ) from None
 
 
 @dataclass
@@ -256,14 +283,33 @@ class _Form:
     files: int = 0
 
 
+@dataclass(frozen=True)
+class _PartStart:
+    """A part's headers are complete; its data follows."""
+
+    headers: dict[bytes, bytes]
+
+
+class _PartEnd:
+    """The current part has ended."""
+
+
+_PART_END = _PartEnd()
+_Event = _PartStart | bytes | _PartEnd
+
+
 class _PartEvents:
-    """Collects python-multipart's callbacks so they can be handled with `await`."""
+    """Collects python-multipart's callbacks so they can be handled with `await`.
+
+    One network chunk may hold several parts; each start event keeps its own part's headers,
+    since the events are handled only after the parser has gone through the whole chunk.
+    """
 
     def __init__(self) -> None:
-        self.events: list[tuple[str, bytes]] = []
+        self.events: list[_Event] = []
         self._header_field = bytearray()
         self._header_value = bytearray()
-        self.headers: dict[bytes, bytes] = {}
+        self._headers: dict[bytes, bytes] = {}
         self.complete = False
 
     def callbacks(self) -> dict[str, Any]:
@@ -272,17 +318,24 @@ class _PartEvents:
             "on_header_field": self._header_field_data,
             "on_header_value": self._header_value_data,
             "on_header_end": self._header_end,
-            "on_headers_finished": lambda: self.events.append(("headers", b"")),
-            "on_part_data": lambda data, start, end: self.events.append(("data", data[start:end])),
-            "on_part_end": lambda: self.events.append(("end", b"")),
+            "on_headers_finished": self._headers_finished,
+            "on_part_data": lambda data, start, end: self.events.append(data[start:end]),
+            "on_part_end": lambda: self.events.append(_PART_END),
             "on_end": self._end,
         }
+
+    def take(self) -> list[_Event]:
+        events, self.events = self.events, []
+        return events
 
     def _end(self) -> None:
         self.complete = True
 
     def _part_begin(self) -> None:
-        self.headers = {}
+        self._headers = {}
+
+    def _headers_finished(self) -> None:
+        self.events.append(_PartStart(self._headers))
 
     def _header_field_data(self, data: bytes, start: int, end: int) -> None:
         self._header_field += data[start:end]
@@ -291,7 +344,7 @@ class _PartEvents:
         self._header_value += data[start:end]
 
     def _header_end(self) -> None:
-        self.headers[bytes(self._header_field).lower()] = bytes(self._header_value)
+        self._headers[bytes(self._header_field).lower()] = bytes(self._header_value)
         self._header_field.clear()
         self._header_value.clear()
 
@@ -312,7 +365,10 @@ def _start_part(headers: dict[bytes, bytes]) -> _Part:
 
 
 async def _receive_multipart(
-    request: Request, writer: UploadWriter, body_hash: BodyHash | None = None
+    request: Request,
+    writer: UploadWriter,
+    silence: ClientSilence,
+    body_hash: BodyHash | None = None,
 ) -> _Form:
     _, params = parse_options_header(request.headers.get("content-type"))
     boundary = params.get(b"boundary")
@@ -323,11 +379,10 @@ async def _receive_multipart(
     part: _Part | None = None
     try:
         parser = MultipartParser(boundary, events.callbacks())  # type: ignore[arg-type]
-        async for chunk in _body(request, body_hash):
+        async for chunk in _body(request, silence, body_hash):
             parser.write(chunk)
-            for kind, data in events.events:
-                part = await _handle_event(kind, data, part, events, form, writer)
-            events.events.clear()
+            for event in events.take():
+                part = await _handle_event(event, part, form, writer)
         parser.finalize()
     except FormParserError as exc:
         raise BadRequest(f"The multipart body is malformed: {exc}") from None
@@ -338,39 +393,40 @@ async def _receive_multipart(
     return form
 
 
+def _begin_part(headers: dict[bytes, bytes], form: _Form) -> _Part:
+    part = _start_part(headers)
+    if part.is_file:
+        if part.name != "file":
+            raise BadRequest(f"Unexpected file field {part.name!r}: name it 'file'.")
+        form.files += 1
+        if form.files > 1:
+            raise BadRequest("Send exactly one file per upload.")
+        form.file_name = part.file_name
+        form.file_media_type = part.media_type
+    elif part.name == "file":
+        raise BadRequest("The 'file' field must be a file upload, as with curl -F file=@path.")
+    elif part.name not in OPTION_NAMES:
+        allowed = ", ".join(sorted(OPTION_NAMES))
+        raise BadRequest(f"Unknown form field {part.name!r}; known fields: {allowed}.")
+    elif part.name in form.fields:
+        raise BadRequest(f"Form field {part.name!r} is given more than once.")
+    return part
+
+
 async def _handle_event(
-    kind: str,
-    data: bytes,
-    part: _Part | None,
-    events: _PartEvents,
-    form: _Form,
-    writer: UploadWriter,
+    event: _Event, part: _Part | None, form: _Form, writer: UploadWriter
 ) -> _Part | None:
-    if kind == "headers":
-        part = _start_part(events.headers)
-        if part.is_file:
-            if part.name != "file":
-                raise BadRequest(f"Unexpected file field {part.name!r}: name it 'file'.")
-            form.files += 1
-            if form.files > 1:
-                raise BadRequest("Send exactly one file per upload.")
-            form.file_name = part.file_name
-            form.file_media_type = part.media_type
-        elif part.name == "file":
-            raise BadRequest("The 'file' field must be a file upload, as with curl -F file=@path.")
-        elif part.name not in OPTION_NAMES:
-            allowed = ", ".join(sorted(OPTION_NAMES))
-            raise BadRequest(f"Unknown form field {part.name!r}; known fields: {allowed}.")
-        return part
+    if isinstance(event, _PartStart):
+        return _begin_part(event.headers, form)
     if part is None:
         return None
-    if kind == "data":
+    if isinstance(event, bytes):
         if part.is_file:
-            await writer.write(data)
+            await writer.write(event)
         else:
-            part.value += data
+            part.value += event
             if len(part.value) > MAX_FIELD_BYTES:
                 raise BadRequest(f"Form field {part.name!r} is too long.")
-    elif kind == "end" and not part.is_file and part.name:
+    elif not part.is_file and part.name:
         form.fields[part.name] = part.value.decode("utf-8", "replace")
     return part

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import binascii
 import os
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from service.errors import BadRequest, NotFound
 from service.intake import Upload
 from service.models import Job, JobStatus, RowError, utcnow
+
+# Cursors are base64url of at most ~70 ASCII characters; anything longer is not ours.
+MAX_CURSOR_CHARS = 128
+CURSOR_CHARS = re.compile(r"[A-Za-z0-9_-]*")
+# A row-errors cursor is a byte offset: ASCII digits only (str.isdigit also takes "²").
+OFFSET = re.compile(r"[0-9]{1,19}")
 
 
 def new_job_id() -> str:
@@ -93,10 +100,14 @@ def _encode_cursor(raw: str) -> str:
 
 
 def _decode_cursor(value: str) -> str:
+    """The text of a cursor this service wrote: short, base64url, ASCII inside; else 400."""
+    if len(value) > MAX_CURSOR_CHARS or not CURSOR_CHARS.fullmatch(value):
+        raise BadRequest("The cursor is not valid.")
     try:
-        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode("ascii")
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise BadRequest("The cursor is not valid.") from None
+    return raw
 
 
 @dataclass(frozen=True)
@@ -157,7 +168,7 @@ def _start_of_page(handle: BinaryIO, cursor: str | None) -> int:
         return 0
     raw = _decode_cursor(cursor)
     size = os.fstat(handle.fileno()).st_size
-    if not raw.isdigit() or not 0 < int(raw) <= size:
+    if not OFFSET.fullmatch(raw) or not 0 < int(raw) <= size:
         raise BadRequest("The cursor is not valid.")
     offset = int(raw)
     handle.seek(offset - 1)

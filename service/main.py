@@ -14,6 +14,7 @@ from service import maintenance, runner
 from service.admission import Admission
 from service.api import docs, events, health
 from service.api import jobs as job_routes
+from service.api.slashes import TrailingSlashes
 from service.config import Settings, get_settings
 from service.db import create_engine, session_factory
 from service.errors import install_error_handlers
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(app)
+    app.add_middleware(TrailingSlashes)
     app.add_middleware(RequestLogMiddleware)
     app.include_router(job_routes.router)
     app.include_router(events.router)

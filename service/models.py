@@ -11,6 +11,8 @@ from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, MetaData
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
+from service.options import JobOptions
+
 # A naming convention keeps constraint names identical on SQLite and PostgreSQL,
 # which Alembic needs to alter them later.
 SQLModel.metadata = MetaData(
@@ -103,14 +105,6 @@ def as_utc(value: datetime | None) -> datetime | None:
 
 class _PublicModel(BaseModel):
     model_config = ConfigDict(from_attributes=True)
-
-
-class JobOptions(_PublicModel):
-    format: str = "auto"
-    delimiter: str | None = None
-    header: bool = True
-    encoding: str = "auto"
-    max_errors: int = 1000
 
 
 class FileInfo(_PublicModel):
@@ -208,7 +202,7 @@ class JobPublic(_PublicModel):
                 sha256=job.file_sha256,
                 media_type=job.media_type,
             ),
-            options=JobOptions.model_validate(job.options),
+            options=JobOptions.stored(job.options),
             format=job.format,
             progress=Progress(
                 bytes_total=job.file_size,

@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 
@@ -22,32 +22,30 @@ from service.errors import (
 )
 from service.intake import Upload, check_declared_size, check_media_type, receive
 from service.models import Job, JobPublic
+from service.options import JobOptions
 from service.runtime import Runtime
 from service.storage import job_paths, remove_job_files
 
 logger = logging.getLogger(__name__)
 
 MAX_IDEMPOTENCY_KEY_CHARS = 255
+MAX_FILENAME_QUERY_CHARS = 1024
 
 
-class SubmitQuery(BaseModel):
-    """Query parameters of POST /jobs. The options may also come as multipart form fields;
-    `UploadOptions` validates them wherever they came from."""
+class SubmitQuery(JobOptions):
+    """Query parameters of POST /jobs: the options (multipart form fields win over them) and
+    the file name of a raw-body upload."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    format: str | None = Field(default=None, description="auto (default), csv, tsv, jsonl, json")
-    delimiter: str | None = Field(default=None, description="CSV delimiter: one character")
-    header: str | None = Field(default=None, description="true (default) or false")
-    encoding: str | None = Field(default=None, description="auto (BOM, then UTF-8) or a codec")
-    max_errors: str | None = Field(
-        default=None, description="More failed rows than this fails the job (default 1000)"
+    filename: str | None = Field(
+        default=None,
+        max_length=MAX_FILENAME_QUERY_CHARS,
+        description="The file name of a raw-body upload (metadata only).",
+        examples=["orders.csv"],
     )
-    filename: str | None = Field(default=None, description="File name of a raw-body upload")
 
     def options(self) -> dict[str, Any]:
-        given = self.model_dump(exclude={"filename"})
-        return {name: value for name, value in given.items() if value is not None}
+        """The options given in the query string, validated; absent ones are left out."""
+        return self.model_dump(exclude_unset=True, exclude={"filename"})
 
 
 @dataclass
@@ -122,6 +120,7 @@ async def _receive(runtime: Runtime, upload: _Request, destination: Path | None)
         incoming_dir=settings.data_dir / "incoming",
         destination=destination,
         max_bytes=settings.max_upload_bytes,
+        client_timeout_s=settings.client_timeout_s,
         expected_sha256=upload.expected_sha256,
     )
 

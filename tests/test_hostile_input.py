@@ -29,7 +29,20 @@ async def _job_with_errors(client: httpx.AsyncClient) -> str:
 
 
 @pytest.mark.parametrize(
-    "cursor", [b64(b"5"), b64(b"10" + b"0" * 22), b64(b"-1"), b64(b"x"), "%%%", b64(b"0")]
+    "cursor",
+    [
+        b64(b"5"),
+        b64(b"10" + b"0" * 22),
+        b64(b"-1"),
+        b64(b"x"),
+        "%%%",
+        b64(b"0"),
+        "wrI",  # "²", which str.isdigit() accepts
+        b64("١٢".encode()),  # Arabic-Indic digits
+        b64(b"9" * 5000),  # beyond int()'s 4,300-digit limit
+        b64(b"1" * 100),
+        "A" * 10_000,
+    ],
 )
 async def test_forged_row_error_cursors_are_400(client: httpx.AsyncClient, cursor: str) -> None:
     job_id = await _job_with_errors(client)
@@ -48,8 +61,17 @@ async def test_row_error_cursor_pages_stay_valid(client: httpx.AsyncClient) -> N
 
 
 async def test_forged_list_cursors_are_400(client: httpx.AsyncClient) -> None:
-    for raw in [b"2026-01-01T00:00:00|a\x00b", b"not a date|x", b"2026-01-01T00:00:00"]:
+    forged = [
+        b"2026-01-01T00:00:00|a\x00b",
+        b"not a date|x",
+        b"2026-01-01T00:00:00",
+        "２０２６-01-01T00:00:00|0b6c4bd4-4d7f-4f44-9a57-7f1d1b5a3e10".encode(),
+        b"9" * 5000,
+    ]
+    for raw in forged:
         assert_problem(await client.get(f"/jobs?cursor={b64(raw)}"), 400)
+    for cursor in ["wrI", "A" * 10_000]:
+        assert_problem(await client.get(f"/jobs?cursor={cursor}"), 400)
 
 
 async def test_malformed_multipart_bodies_are_400(client: httpx.AsyncClient) -> None:
@@ -110,6 +132,34 @@ async def test_prefer_wait_that_is_not_a_number_is_ignored(client: httpx.AsyncCl
         assert "preference-applied" not in response.headers
 
 
+async def test_prefer_wait_is_echoed_as_applied_in_plain_seconds(
+    client: httpx.AsyncClient,
+) -> None:
+    for prefer, applied in [
+        ("wait=1e-320", "wait=0"),
+        ("wait=0.0004", "wait=0"),
+        ("wait=1e-2", "wait=0.01"),
+        ("wait=2.5e-1", "wait=0.25"),
+        ("wait=99", "wait=30"),
+        ("wait=-3", "wait=0"),
+    ]:
+        response = await client.post(
+            "/jobs", content=CSV, headers={"Content-Type": "text/csv", "Prefer": prefer}
+        )
+        assert response.status_code in {200, 202}, prefer
+        assert response.headers["preference-applied"] == applied, prefer
+
+
+async def test_an_empty_content_encoding_is_identity(client: httpx.AsyncClient) -> None:
+    for value in ["", "  ", "identity"]:
+        response = await client.post(
+            "/jobs", content=CSV, headers={"Content-Type": "text/csv", "Content-Encoding": value}
+        )
+        assert response.status_code == 202, (value, response.text)
+        done = await wait_for_job(client, response.json()["id"])
+        assert done["result"]["rows"] == 2
+
+
 async def test_content_encoding_on_multipart_is_415(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/jobs", files={"file": ("t.csv", CSV, "text/csv")}, headers={"Content-Encoding": "gzip"}
@@ -144,3 +194,16 @@ async def test_oversized_and_odd_query_values_are_400(client: httpx.AsyncClient)
         "/jobs?max_errors=99999999999999999999", content=CSV, headers={"Content-Type": "text/csv"}
     )
     assert_problem(response, 400)
+
+
+async def test_a_form_field_given_twice_is_400(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/jobs",
+        files=[
+            ("file", ("t.csv", CSV, "text/csv")),
+            ("header", (None, b"true")),
+            ("header", (None, b"false")),
+        ],
+    )
+    problem = assert_problem(response, 400)
+    assert "header" in problem["detail"]

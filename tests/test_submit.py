@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 from collections.abc import AsyncIterator
@@ -236,3 +237,77 @@ async def test_unknown_and_malformed_job_ids_are_404(client: httpx.AsyncClient) 
 async def test_unknown_route_is_problem_json(client: httpx.AsyncClient) -> None:
     assert_problem(await client.get("/nowhere"), 404)
     assert_problem(await client.put("/jobs"), 405)
+
+
+async def test_405_names_every_method_of_the_path_and_hints_post(
+    client: httpx.AsyncClient,
+) -> None:
+    # curl -T file URL sends PUT.
+    response = await client.put("/jobs", content=ORDERS_CSV)
+    problem = assert_problem(response, 405)
+    assert response.headers["allow"] == "GET, POST"
+    assert "-X POST" in problem["detail"]
+    job_id = "0b6c4bd4-4d7f-4f44-9a57-7f1d1b5a3e10"
+    response = await client.request("PATCH", f"/jobs/{job_id}")
+    problem = assert_problem(response, 405)
+    assert response.headers["allow"] == "GET, HEAD, DELETE"
+    assert "-X POST" not in problem["detail"]
+    response = await client.get(f"/jobs/{job_id}/cancel")
+    assert_problem(response, 405)
+    assert response.headers["allow"] == "POST"
+
+
+async def test_a_trailing_slash_serves_the_same_route(client: httpx.AsyncClient) -> None:
+    response = await client.post("/jobs/", files={"file": ("orders.csv", ORDERS_CSV, "text/csv")})
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+    assert (await client.get(f"/jobs/{job_id}/")).json()["id"] == job_id
+    listed = (await client.get("/jobs/")).json()["items"]
+    assert [job["id"] for job in listed] == [job_id]
+    assert (await client.get("/healthz/")).status_code == 200
+    assert_problem(await client.get("/nowhere/"), 404)
+
+
+async def test_an_empty_delimiter_is_sniffed(client: httpx.AsyncClient) -> None:
+    # curl -F 'delimiter=;' sends an empty value: curl reads ';' as the start of attributes.
+    for query, form in [("", {"delimiter": ""}), ("?delimiter=", {})]:
+        response = await client.post(
+            f"/jobs{query}",
+            files={"file": ("people.txt", b"1;ada\n2;grace\n", "text/plain")},
+            data={"header": "false", **form},
+        )
+        assert response.status_code == 202, response.text
+        assert response.json()["options"]["delimiter"] is None
+        done = await wait_for_job(client, response.json()["id"])
+        assert done["result"]["dialect"]["delimiter"] == ";"
+    for empty in ["format", "header", "max_errors", "encoding"]:
+        response = await client.post(f"/jobs?{empty}=", content=b"a\n1\n")
+        assert_problem(response, 400)
+
+
+async def test_a_client_silent_mid_body_gets_408_and_nothing_is_kept(data_dir: Path) -> None:
+    async with app_client(settings_with(data_dir, client_timeout_s=0.3)) as client:
+        stalled = asyncio.Event()
+        file_part = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\n'
+
+        async def stalls_after_a_block(start: bytes) -> AsyncIterator[bytes]:
+            yield start + b"id\n" + b"1\n" * 1_000_000
+            stalled.set()
+            await asyncio.sleep(30)
+            yield b"never"
+
+        for media_type, start in [
+            ("text/csv", b""),
+            ("multipart/form-data; boundary=b", file_part),
+        ]:
+            stalled.clear()
+            response = await client.post(
+                "/jobs", content=stalls_after_a_block(start), headers={"Content-Type": media_type}
+            )
+            problem = assert_problem(response, 408)
+            assert "nothing was kept" in problem["detail"]
+            assert response.headers["connection"] == "close"
+            assert stalled.is_set()
+        assert (await client.get("/jobs")).json()["items"] == []
+    assert list((data_dir / "incoming").iterdir()) == []
+    assert list((data_dir / "uploads").iterdir()) == []

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
+from service.api import examples
 from service.api.deps import OwnerDep, RuntimeDep
 from service.api.jobs import PROBLEM
 from service.errors import NotFound
@@ -14,6 +15,30 @@ from service.watch import Snapshot
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
+# Each event of the stream (OpenAPI 3.1: the schema of an event stream describes one event).
+EVENT = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"enum": ["progress", "done", "deleted"]},
+        "id": {"type": "string", "description": "The job's ETag"},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {
+                "anyOf": [
+                    {"$ref": "#/components/schemas/JobPublic"},
+                    {
+                        "type": "object",
+                        "required": ["id"],
+                        "properties": {"id": {"type": "string"}},
+                        "description": "`deleted`: the job's id",
+                    },
+                ]
+            },
+        },
+    },
+}
 # A comment line this often keeps proxies from closing a quiet stream.
 KEEPALIVE_S = 15.0
 
@@ -29,9 +54,10 @@ def _event(name: str, snapshot: Snapshot) -> bytes:
 @router.get(
     "/{job_id}/events",
     response_class=StreamingResponse,
+    operation_id="followJob",
     responses={
         200: {
-            "content": {"text/event-stream": {}},
+            "content": {"text/event-stream": {"schema": EVENT, "example": examples.EVENTS}},
             "description": "`progress` events with the job on every change, then one terminal "
             "`done` event (or `deleted`, if the job is deleted meanwhile)",
         },

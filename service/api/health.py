@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+from typing import Literal
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from service.api.deps import RuntimeDep
@@ -16,7 +18,7 @@ from service.storage import free_bytes
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", operation_id="healthz")
 async def healthz() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
@@ -25,7 +27,29 @@ async def healthz() -> dict[str, str]:
 router.add_api_route("/healthz", healthz, methods=["HEAD"], include_in_schema=False)
 
 
-@router.get("/readyz", responses={503: {"description": "A check failed; the body names it"}})
+class Readiness(BaseModel):
+    """Each check is `ok` or `failed: <why>`."""
+
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str] = Field(
+        examples=[
+            {"database": "ok", "data_dir": "ok", "disk": "ok", "executor": "ok", "accepting": "ok"}
+        ]
+    )
+
+
+READINESS = {"model": Readiness}
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    operation_id="readyz",
+    responses={
+        200: {"description": "Every check passed"},
+        503: {**READINESS, "description": "A check failed; the body names it"},
+    },
+)
 async def readyz(runtime: RuntimeDep) -> JSONResponse:
     """Ready for work: database reachable, data dir writable, disk free, executor alive."""
     settings = runtime.settings
@@ -49,7 +73,17 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     )
 
 
-@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+@router.get(
+    "/metrics",
+    response_class=Response,
+    operation_id="metrics",
+    responses={
+        200: {
+            "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
+            "description": "Prometheus text exposition format",
+        }
+    },
+)
 async def metrics(runtime: RuntimeDep) -> Response:
     """Prometheus metrics."""
     body = await runtime.metrics.render(runtime.sessions)

@@ -9,10 +9,13 @@ from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from service import control, reading, submission
+from service.api import examples
 from service.api.deps import OwnerDep, RuntimeDep
 from service.intake import RAW_MEDIA_TYPES
+from service.jobs import MAX_CURSOR_CHARS
 from service.models import JobPage, JobPublic, JobStatus, Problem, RowErrorPage
-from service.submission import SubmitQuery
+from service.options import form_field_schemas
+from service.submission import MAX_IDEMPOTENCY_KEY_CHARS, SubmitQuery
 from service.watch import etag_of
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -33,13 +36,23 @@ def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
 UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
+        "description": "The file: a multipart field `file` (the options may come as form "
+        "fields too, and win over the query string), or the raw body.",
         "content": {
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
                     "required": ["file"],
-                    "properties": {"file": {"type": "string", "format": "binary"}},
-                }
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "The file to parse, with its file name",
+                        },
+                        **form_field_schemas(),
+                    },
+                    "additionalProperties": False,
+                },
             },
             **{
                 media_type: {"schema": {"type": "string", "format": "binary"}}
@@ -48,10 +61,16 @@ UPLOAD_BODY: dict[str, Any] = {
         },
     }
 }
+CURSOR = Query(
+    max_length=MAX_CURSOR_CHARS,
+    pattern=r"^[A-Za-z0-9_-]*$",
+    description="The `next` link of the previous page carries it",
+)
 
 
 def preferred_wait(prefer: str | None) -> float | None:
-    """The `wait` preference of a `Prefer` header (RFC 7240), capped at MAX_WAIT_S."""
+    """The `wait` preference of a `Prefer` header (RFC 7240) in seconds: capped at MAX_WAIT_S,
+    to the millisecond."""
     for preference in (prefer or "").split(","):
         name, _, value = preference.strip().partition("=")
         if name.strip().lower() == "wait":
@@ -59,8 +78,15 @@ def preferred_wait(prefer: str | None) -> float | None:
                 seconds = float(value.strip().strip('"'))
             except ValueError:
                 return None
-            return min(max(seconds, 0.0), MAX_WAIT_S) if math.isfinite(seconds) else None
+            if not math.isfinite(seconds):
+                return None
+            return round(min(max(seconds, 0.0), MAX_WAIT_S), 3)
     return None
+
+
+def plain_seconds(seconds: float) -> str:
+    """`2.5`, `10`, `0`: a number of seconds as people write it, never in exponent form."""
+    return f"{seconds:.3f}".rstrip("0").rstrip(".")
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:
@@ -84,10 +110,30 @@ def job_headers(job: JobPublic) -> dict[str, str]:
     "",
     status_code=202,
     response_model=JobPublic,
+    operation_id="submitJob",
     responses={
-        202: {"headers": {"Location": {"description": "/jobs/{id}"}, **JOB_HEADERS}},
-        200: {"model": JobPublic, "description": "Finished within `Prefer: wait`, or a retry"},
-        **_problems(400, 401, 409, 413, 415, 422, 503, 507),
+        202: {
+            "description": "Accepted: the file and the job are on disk; the job is queued",
+            "headers": {"Location": {"description": "/jobs/{id}"}, **JOB_HEADERS},
+        },
+        200: {
+            "model": JobPublic,
+            "description": "Finished within `Prefer: wait` (with `Preference-Applied`), or a "
+            "retry with the same Idempotency-Key and upload",
+            "headers": {
+                "Preference-Applied": {"description": "wait=N, the seconds waited at most"},
+                **JOB_HEADERS,
+            },
+        },
+        400: {**PROBLEM, "description": "No file, two files, a bad option or a digest mismatch"},
+        408: {**PROBLEM, "description": "Nothing arrived for INGEST_CLIENT_TIMEOUT_S mid-body"},
+        409: {**PROBLEM, "description": "This Idempotency-Key's first upload is still arriving"},
+        413: {**PROBLEM, "description": "Larger than INGEST_MAX_UPLOAD_BYTES"},
+        415: {**PROBLEM, "description": "A media type or content coding not taken"},
+        422: {**PROBLEM, "description": "This Idempotency-Key was used for a different upload"},
+        503: {**PROBLEM, "description": "The queue is full, or the service is stopping"},
+        507: {**PROBLEM, "description": "Free disk would fall below INGEST_MIN_FREE_BYTES"},
+        **_problems(401),
     },
     openapi_extra=UPLOAD_BODY,
 )
@@ -99,14 +145,36 @@ async def submit_job(
     owner: OwnerDep,
     query: Annotated[SubmitQuery, Query()],
     idempotency_key: Annotated[
-        str | None, Header(description="Retry safely: the same key and content return the job")
+        str | None,
+        Header(
+            max_length=MAX_IDEMPOTENCY_KEY_CHARS,
+            pattern=r'[^\s"]',
+            description="Retry safely: the same key and content return the job (200)",
+            examples=["orders-2026-11-24"],
+        ),
     ] = None,
-    repr_digest: Annotated[str | None, Header(description="sha-256=:<base64>: of the body")] = None,
+    repr_digest: Annotated[
+        str | None,
+        Header(
+            description="`sha-256=:<base64>:` of the body as sent (for multipart, the whole "
+            "multipart body; RFC 9530); a mismatch is 400 and nothing is kept",
+            examples=["sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:"],
+        ),
+    ] = None,
     content_digest: Annotated[
-        str | None, Header(description="sha-256=:<base64>: of the body")
+        str | None,
+        Header(
+            description="`sha-256=:<base64>:` of the body as sent (RFC 9530); a mismatch is 400 "
+            "and nothing is kept",
+            examples=["sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:"],
+        ),
     ] = None,
     prefer: Annotated[
-        str | None, Header(description="wait=N (N ≤ 30): answer once the job is done")
+        str | None,
+        Header(
+            description="`wait=N` (N ≤ 30): answer once the job is done, or after N seconds",
+            examples=["wait=10"],
+        ),
     ] = None,
 ) -> JobPublic:
     """Upload a file (multipart field `file`, or the raw body) and start a job that parses it."""
@@ -116,20 +184,20 @@ async def submit_job(
         background.add_task(submission.dispatch, runtime, submitted.job.id)
     job = await submission.start(runtime, submitted, owner, wait)
     if wait is not None:
-        response.headers["Preference-Applied"] = f"wait={wait:g}"
+        response.headers["Preference-Applied"] = f"wait={plain_seconds(wait)}"
     response.status_code = 200 if job.done or not submitted.created else 202
     response.headers["Location"] = f"/jobs/{job.id}"
     response.headers.update(job_headers(job))
     return job
 
 
-@router.get("", response_model=JobPage, responses=_problems(400, 401))
+@router.get("", response_model=JobPage, operation_id="listJobs", responses=_problems(400, 401))
 async def list_jobs(
     runtime: RuntimeDep,
     owner: OwnerDep,
     status: JobStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, CURSOR] = None,
 ) -> JobPage:
     """List jobs, newest first; follow `next` for the following page."""
     return await reading.job_page(runtime, owner, status, limit, cursor)
@@ -138,6 +206,7 @@ async def list_jobs(
 @router.get(
     "/{job_id}",
     response_model=JobPublic,
+    operation_id="getJob",
     responses={
         200: {"headers": JOB_HEADERS},
         304: {"description": "Not modified (If-None-Match)"},
@@ -169,13 +238,26 @@ async def get_job(
 router.add_api_route("/{job_id}", get_job, methods=["HEAD"], include_in_schema=False)
 
 
-@router.post("/{job_id}/cancel", response_model=JobPublic, responses=_problems(401, 404, 409))
+@router.post(
+    "/{job_id}/cancel",
+    response_model=JobPublic,
+    operation_id="cancelJob",
+    responses={
+        409: {**PROBLEM, "description": "The job has already finished"},
+        **_problems(401, 404),
+    },
+)
 async def cancel_job(job_id: str, runtime: RuntimeDep, owner: OwnerDep) -> JobPublic:
     """Cancel a queued or running job (a running parse stops within a second)."""
     return await control.cancel(runtime, job_id, owner)
 
 
-@router.delete("/{job_id}", status_code=204, responses=_problems(401, 404))
+@router.delete(
+    "/{job_id}",
+    status_code=204,
+    operation_id="deleteJob",
+    responses={204: {"description": "Deleted"}, **_problems(401, 404)},
+)
 async def delete_job(job_id: str, runtime: RuntimeDep, owner: OwnerDep) -> Response:
     """Cancel the job if needed, then remove it, its upload and its result."""
     await control.delete(runtime, job_id, owner)
@@ -185,9 +267,19 @@ async def delete_job(job_id: str, runtime: RuntimeDep, owner: OwnerDep) -> Respo
 @router.get(
     "/{job_id}/result",
     response_class=StreamingResponse,
+    operation_id="getResult",
     responses={
-        200: {"content": {"application/x-ndjson": {}}, "description": "The records, one a line"},
-        **_problems(401, 404, 409),
+        200: {
+            "content": {
+                "application/x-ndjson": {
+                    "schema": {"type": "string"},
+                    "example": examples.RESULT_NDJSON,
+                }
+            },
+            "description": "The records, one JSON object a line",
+        },
+        409: {**PROBLEM, "description": "The job has not succeeded (yet)"},
+        **_problems(401, 404),
     },
 )
 async def get_result(job_id: str, runtime: RuntimeDep, owner: OwnerDep) -> StreamingResponse:
@@ -203,13 +295,18 @@ async def get_result(job_id: str, runtime: RuntimeDep, owner: OwnerDep) -> Strea
     )
 
 
-@router.get("/{job_id}/errors", response_model=RowErrorPage, responses=_problems(400, 401, 404))
+@router.get(
+    "/{job_id}/errors",
+    response_model=RowErrorPage,
+    operation_id="getRowErrors",
+    responses=_problems(400, 401, 404),
+)
 async def get_row_errors(
     job_id: str,
     runtime: RuntimeDep,
     owner: OwnerDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, CURSOR] = None,
 ) -> RowErrorPage:
     """Row-level errors in file order (the first INGEST_MAX_ERRORS_STORED are kept)."""
     return await reading.row_error_page(runtime, job_id, owner, limit, cursor)

@@ -1,0 +1,86 @@
+"""The OpenAPI document against the service: schemathesis generates requests from it and
+checks every response: no server error, only documented status codes, content types and
+headers, bodies that match their schemas, invalid input refused, undocumented methods
+answered 405. It runs all its phases: the document's examples, boundary values of every
+parameter, random requests, and stateful sequences along the links from an upload.
+
+It runs in process (ASGI) for speed; tests/test_wire.py covers the real socket.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import schemathesis
+from schemathesis.engine import events, from_schema
+from schemathesis.python import asgi
+
+from service.api.docs import build_openapi
+from service.main import create_app
+from tests.conftest import make_settings, migrate
+
+# A schema-valid upload may still be refused with a documented 400: its digest header may
+# not match its body, its encoding may name no codec, its multipart body may hold no file.
+# What a schema cannot say is left out; every other check runs.
+SEMANTIC_CHECKS = ["positive_data_acceptance"]
+# Uploads are files: their bytes go as they are, whatever the media type says.
+RAW_BODY_MEDIA_TYPES = ["application/gzip", "application/jsonl", "application/x-ndjson"]
+CONFIG = {
+    "seed": 20261124,
+    "generation": {"max-examples": 50},
+    "phases": {"stateful": {"max-steps": 10}},
+    "checks": {check: {"enabled": False} for check in SEMANTIC_CHECKS},
+    "max-stream-events": 20,
+    "request-timeout": 20,
+}
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix=f"ingest-openapi-{os.getpid()}-")) / "data"
+    path.mkdir()
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path.parent, ignore_errors=True)
+
+
+def test_schemathesis_finds_nothing(data_dir: Path) -> None:
+    settings = make_settings(data_dir, max_concurrent_jobs=1)
+    migrate(settings.sqlalchemy_url)
+    app = create_app(settings)
+    schema = schemathesis.openapi.from_dict(
+        build_openapi(app), config=schemathesis.Config.from_dict(CONFIG)
+    )
+    schema.app = app
+    schemathesis.serializer.alias(RAW_BODY_MEDIA_TYPES, "application/octet-stream")
+    failures: list[str] = []
+    errors: list[str] = []
+    scenarios = 0
+    try:
+        for event in from_schema(schema).execute():
+            if isinstance(event, events.ScenarioFinished):
+                scenarios += 1
+                for checks in event.recorder.checks.values():
+                    for check in checks:
+                        if check.failure_info is not None:
+                            failure = check.failure_info.failure
+                            failures.append(
+                                f"{failure.code} {failure.title} ({check.name}):\n"
+                                f"{failure.message}\n{check.failure_info.code_sample}"
+                            )
+            elif isinstance(event, (events.NonFatalError, events.FatalError)):
+                errors.append(repr(event))
+            elif isinstance(event, events.EngineFinished):
+                assert event.stop_reason == "completed", event.stop_reason
+    finally:
+        # The engine started the app's lifespan on its first request: stop the executor.
+        asgi.shutdown_lifespans()
+    assert not errors, "\n\n".join(errors)
+    assert not failures, "\n\n".join(sorted(set(failures)))
+    assert scenarios > 0
