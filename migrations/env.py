@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from service.config import Settings
+from service.config import ConfigError, load_settings
 from service.db import is_sqlite, sync_url
 from service.models import SQLModel
 
@@ -17,7 +17,10 @@ def _database_url() -> str:
     url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")
     if url:
         return str(url)
-    settings = Settings()
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        raise SystemExit(f"ingest: {exc}") from None
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return settings.sqlalchemy_url
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from types import FrameType
 
 import uvicorn
 
-from service.config import get_settings
+from service.config import ConfigError, Settings, get_settings
 from service.http_protocol import protocol_with_limits
+from service.instance_lock import DataDirInUse, lock_data_dir
 from service.logs import configure_logging
 from service.runtime import Runtime
+from service.schema import NotMigrated, check_migrated
 
 # Open long-polls and event streams are cut after this long at shutdown, so a SIGTERM
 # never waits on a client that follows a slow job.
@@ -42,7 +45,7 @@ def main() -> None:
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     args = parser.parse_args()
-    settings = get_settings()
+    settings = _ready_settings()
     configure_logging(settings.log_level)
     config = uvicorn.Config(
         "service.main:app",
@@ -55,6 +58,20 @@ def main() -> None:
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
     IngestServer(config).run()
+
+
+def _ready_settings() -> Settings:
+    """Valid settings, this instance's claim on the data dir, a migrated database; or one
+    line on stderr saying what is wrong, and exit status 2."""
+    try:
+        settings = get_settings()
+        if settings.executor == "inprocess":
+            lock_data_dir(settings.data_dir)
+        check_migrated(settings.sqlalchemy_url)
+    except (ConfigError, DataDirInUse, NotMigrated) as exc:
+        print(f"ingest: {exc}", file=sys.stderr)
+        sys.exit(2)
+    return settings
 
 
 if __name__ == "__main__":

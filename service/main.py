@@ -19,6 +19,7 @@ from service.config import Settings, get_settings
 from service.db import create_engine, session_factory
 from service.errors import install_error_handlers
 from service.executors import create_executor
+from service.instance_lock import lock_data_dir, unlock_data_dir
 from service.logs import RequestLogMiddleware, configure_logging
 from service.metrics import Metrics
 from service.recorder import JobRecorder
@@ -33,6 +34,10 @@ logger = logging.getLogger(__name__)
 async def run_service(config: Settings) -> AsyncIterator[Runtime]:
     """Open the database, start the executor and the sweeper; undo it all on exit."""
     configure_logging(config.log_level)
+    single_machine = config.executor == "inprocess"
+    if single_machine:
+        # Before any recovery: re-queueing `running` jobs is only safe with no other instance.
+        lock_data_dir(config.data_dir)
     make_data_dirs(config.data_dir)
     engine = create_engine(config.sqlalchemy_url)
     sessions = session_factory(engine)
@@ -73,6 +78,8 @@ async def run_service(config: Settings) -> AsyncIterator[Runtime]:
             await sweeper
         await executor.stop(config.shutdown_grace_s)
         await engine.dispose()
+        if single_machine:
+            unlock_data_dir(config.data_dir)
         logger.info("service stopped")
 
 
