@@ -140,12 +140,18 @@ def examples(readme: str) -> list[Example]:
 
 
 def inline_examples(readme: str) -> list[Example]:
-    """`curl …` in running text; a status right after it in the same sentence is expected."""
+    """`curl … localhost:…` in running text (`curl -T file URL` is prose, not an example); a
+    status right after it in the same sentence is expected."""
     prose = re.sub(r"^```.*?^```", "", readme, flags=re.DOTALL | re.MULTILINE)
     found = []
-    for match in re.finditer(r"`(curl [^`]+)`([^.`]*)", prose):
+    for match in re.finditer(r"`(curl [^`]*localhost:[^`]*)`([^.`]*)", prose):
         found.append(Example(match.group(1), statuses=_statuses(match.group(2))))
     return found
+
+
+def code_lines(readme: str) -> list[str]:
+    """Every line inside the README's fenced code blocks."""
+    return [line for _, lines in _blocks(readme) for line in lines]
 
 
 # What curl printed, against what the README shows.

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT
-from tests.readme import Example, check_output, examples
+from tests.readme import Example, check_output, code_lines, examples
 from tests.server import free_port
 from tests.test_server_process import write_csv
 
@@ -200,7 +200,7 @@ def test_readme_inline_curl_runs_as_described(
 def test_every_curl_line_of_the_readme_is_an_example() -> None:
     """The reader above misses no curl command the README shows in a code block."""
     in_blocks = sum(1 for example in ALL if example.block)
-    lines = README.read_text().splitlines()
+    lines = code_lines(README.read_text())
     curl_lines = sum(1 for line in lines if re.match(r"^(\$ )?curl ", line))
     assert in_blocks == curl_lines
     assert len(BLOCKS) >= 5 and INLINE
