@@ -21,8 +21,8 @@ from service.parsing.csv_scan import Layout, scan
 from service.parsing.decoding import SURROGATES, decode_lossless, displayable
 from service.parsing.detect import SNIFF_SAMPLE_BYTES, sniff_delimiter
 from service.parsing.early_output import EarlyOutput
-from service.parsing.progress import ProgressReporter
 from service.parsing.limits import Limits, utf8_length
+from service.parsing.progress import ProgressReporter
 from service.parsing.row_errors import RAW_CHARS, ErrorLog, RowError, decode_error
 from service.parsing.source import TextSource
 
