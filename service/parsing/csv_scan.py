@@ -263,7 +263,12 @@ def _checked(step: _Step, layout: Layout, guess: _Guess) -> _Step:
             step.rendered_types = block_types(guess.candidates, step.counts)
             # A column without values in the block is all nulls, which NULL renders cheapest.
             types = [NULL if kind is None else kind for kind in step.rendered_types]
-            step.rendered = render_records(step.table.columns, layout.names, types)
+            step.rendered = render_records(
+                step.table.columns,
+                layout.names,
+                types,
+                without_empty=[block.nulls == 0 for block in step.counts],
+            )
     return step
 
 

@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from service.parsing.column_types import BOOLEAN, INTEGER, NULL, NUMBER, STRING
-from service.parsing.json_depth import lines_shape
+from service.parsing.json_depth import shallow_lines
 from service.parsing.json_values import ARRAY, OBJECT, JsonSummary
 from service.parsing.limits import DEFAULT_LIMITS, Limits, utf8_length
 
@@ -34,6 +34,8 @@ ARROW_BLOCK_BYTES = 1 << 20
 # Values Arrow may build for one block (keys at every level, times lines): about 0.3 s and
 # 60 MB when nearly all are nulls, the costliest case.
 CELL_BUDGET = 1 << 22
+# Records nested deeper go line by line: the schema is walked recursively here.
+SCHEMA_DEPTH = 64
 SAMPLE_LINES = 32  # the first lines of a block, to learn a schema from when there is none
 LEARN_RECORDS = 256  # records of a block read line by line, to learn a schema from
 # Arrow reads NaN and Infinity, which strict JSON refuses, and does not check UTF-8.
@@ -76,10 +78,10 @@ def read_lines(
             piece.decode("utf-8")
         except UnicodeDecodeError:
             return None
-    shape = lines_shape(piece, limits.max_json_depth)
-    if not shape.shallow:
+    line_feeds = shallow_lines(piece, limits.max_json_depth)
+    if line_feeds is None:
         return None
-    lines = shape.line_feeds + (0 if piece.endswith(b"\n") else 1)
+    lines = line_feeds + (0 if piece.endswith(b"\n") else 1)
     if schema is None:
         schema = learn_schema(_first_lines(piece, SAMPLE_LINES))
         if schema is None:
@@ -116,6 +118,8 @@ def learn_schema(lines: bytes) -> pa.Schema | None:
             read_options=pa_json.ReadOptions(use_threads=False, block_size=ARROW_BLOCK_BYTES),
         )
     except pa.ArrowException:
+        return None
+    if any(_nesting(field.type) > SCHEMA_DEPTH for field in table.schema):
         return None
     return pa.schema([pa.field(f.name, _general(f.type)) for f in table.schema])
 
@@ -181,6 +185,17 @@ def _summarisable(table: pa.Table, limits: Limits) -> bool:
             if largest is not None and largest >= _INT64_REACH:
                 return False
     return True
+
+
+def _nesting(arrow_type: pa.DataType) -> int:
+    """How deep a type nests, without recursion (Arrow builds types 1,000 deep)."""
+    deepest = 0
+    pending = [(arrow_type, 1)]
+    while pending:
+        current, depth = pending.pop()
+        deepest = max(deepest, depth)
+        pending.extend((current.field(i).type, depth + 1) for i in range(current.num_fields))
+    return deepest
 
 
 def _width(arrow_type: pa.DataType) -> int:

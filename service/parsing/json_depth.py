@@ -8,7 +8,6 @@ record nested deeper than the limit is turned away on its bytes alone.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 
 import pyarrow as pa
@@ -21,22 +20,29 @@ _ALL_BUT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[{]}")))
 _STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
 
 
-@dataclass(frozen=True)
-class LinesShape:
-    line_feeds: int
-    shallow: bool  # no line can nest deeper than the limit
-
-
-def lines_shape(piece: bytes, max_depth: int) -> LinesShape:
-    """The line feeds in a block of JSON lines, and whether every line is sure to be within
-    `max_depth`.
+def shallow_lines(piece: bytes, max_depth: int) -> int | None:
+    """The line feeds in a block of JSON lines if no line nests deeper than `max_depth`,
+    else None.
 
     A line nests at most as deep as it has opening brackets. One translate keeps only those
-    (as `{`) and the line feeds, a small string for ordinary data in which a run of more than
-    `max_depth` braces is the only way a line can be too deep.
+    (as `{`) and the line feeds, a small string for ordinary data, where a run of more than
+    `max_depth` braces is the only way a line can be too deep. Lines with such a run (a long
+    array of arrays, say) are measured exactly.
     """
     skeleton = piece.translate(_OPENING_AS_BRACE, _ALL_BUT_OPENING_AND_LF)
-    return LinesShape(skeleton.count(b"\n"), _braces(max_depth + 1) not in skeleton)
+    line_feeds = skeleton.count(b"\n")
+    run = _braces(max_depth + 1)
+    found = skeleton.find(run)
+    if found < 0:
+        return line_feeds
+    lines = piece.split(b"\n")
+    while found >= 0:
+        index = skeleton.count(b"\n", 0, found)
+        if nesting_depth(lines[index]) > max_depth:
+            return None
+        next_line = skeleton.find(b"\n", found)
+        found = -1 if next_line < 0 else skeleton.find(run, next_line)
+    return line_feeds
 
 
 @lru_cache(maxsize=4)
