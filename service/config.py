@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     shutdown_grace_s: float = Field(default=30.0, ge=0)
     sweep_interval_s: float = Field(default=300.0, gt=0)
+    max_record_bytes: int = Field(default=8 * MiB, ge=64 * 1024)
+    max_columns: int = Field(default=10_000, ge=1)
+    max_column_name_bytes: int = Field(default=1024, ge=1)
+    max_json_depth: int = Field(default=1000, ge=1, le=1000)
 
     @field_validator("api_keys", mode="before")
     @classmethod
