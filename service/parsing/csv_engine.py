@@ -14,8 +14,8 @@ from pathlib import Path
 
 from service.parsing.column_types import ColumnProfile
 from service.parsing.contract import ParseFailure, ParseOptions, ParseResult
-from service.parsing.csv_framing import count_lines
-from service.parsing.csv_records import overlong_record_error, read_records
+from service.parsing.csv_framing import count_lines, runs_on
+from service.parsing.csv_records import RecordsRead, line_end, overlong_record_error, read_records
 from service.parsing.csv_rewrite import rewrite
 from service.parsing.csv_scan import Layout, scan
 from service.parsing.decoding import SURROGATES, decode_lossless, displayable
@@ -124,16 +124,21 @@ async def _read_header(
         if lead:
             blank_lines += count_lines(buffer, lead)
             buffer = buffer[lead:]
-        first = read_records(
-            buffer,
-            delimiter=delimiter,
-            expected_fields=None,
-            first_line=1 + blank_lines,
-            at_eof=text.at_eof,
-            max_records=1,
-            check_decoding=False,
-            max_record_bytes=limits.max_record_bytes,
-        )
+        _refuse_too_many_fields(buffer, delimiter, limits, header=header)
+        examined = min(len(buffer), limits.max_record_bytes + 1)
+        if not text.at_eof and runs_on(buffer, delimiter, examined):
+            first = RecordsRead()  # not one whole record yet: no need to parse it
+        else:
+            first = read_records(
+                buffer,
+                delimiter=delimiter,
+                expected_fields=None,
+                first_line=1 + blank_lines,
+                at_eof=text.at_eof,
+                max_records=1,
+                check_decoding=False,
+                max_record_bytes=limits.max_record_bytes,
+            )
         if first.rows or first.errors or text.at_eof:
             break
         if len(buffer) > limits.max_record_bytes:
@@ -150,11 +155,7 @@ async def _read_header(
         raise ParseFailure("empty_file", "the file holds no records")
     fields = first.rows[0]
     if len(fields) > limits.max_columns:
-        raise ParseFailure(
-            "too_many_columns",
-            f"the {'header' if header else 'first record'} has {len(fields)} fields; "
-            f"at most {limits.max_columns} columns are allowed",
-        )
+        raise _too_many_columns(len(fields), limits.max_columns, header=header)
     header_line = 1 + blank_lines
     if not header:
         names = [f"col{index}" for index in range(1, len(fields) + 1)]
@@ -174,6 +175,28 @@ async def _read_header(
     names = unique_names([displayable(name) for name in fields])
     layout = Layout(delimiter, len(fields), names, encoding, limits.max_record_bytes)
     return _Header(buffer, layout, first.consumed, blank_lines + first.lines, undecodable)
+
+
+def _refuse_too_many_fields(data: bytes, delimiter: str, limits: Limits, *, header: bool) -> None:
+    """Fails at once when the first line is whole, within the longest record allowed and
+    without quotes, and has more fields than allowed: a long line of delimiters would
+    otherwise be parsed into millions of fields first."""
+    cut = line_end(data, at_eof=True)
+    if cut is None or cut > limits.max_record_bytes + 2:
+        return  # not whole yet, or too long: the header is then refused for its length
+    first = data[:cut]
+    if b'"' in first:
+        return  # quoted delimiters do not separate fields: the record reader counts them
+    fields = first.count(delimiter.encode("utf-8")) + 1
+    if fields > limits.max_columns:
+        raise _too_many_columns(fields, limits.max_columns, header=header)
+
+
+def _too_many_columns(fields: int, limit: int, *, header: bool) -> ParseFailure:
+    what = "header" if header else "first record"
+    return ParseFailure(
+        "too_many_columns", f"the {what} has {fields} fields; at most {limit} columns are allowed"
+    )
 
 
 @dataclass

@@ -27,7 +27,7 @@ from service.parsing.column_types import (
     merge_counts,
 )
 from service.parsing.csv_arrow import internal_names, read_fast
-from service.parsing.csv_framing import count_lines, safe_records_end
+from service.parsing.csv_framing import count_lines, runs_on, safe_records_end
 from service.parsing.csv_records import (
     RecordsRead,
     line_end,
@@ -179,10 +179,17 @@ async def scan(
                     line += count_lines(buffer, end)
                     consumed = end
                 elif text.at_eof or len(buffer) >= window:
-                    # No stretch of trustworthy quotes: the record reader finds the boundary.
-                    step = await asyncio.to_thread(
-                        _read_records, buffer, layout, line, text.at_eof, window, guess()
-                    )
+                    examined = min(len(buffer), longest + 1)
+                    if not text.at_eof and runs_on(buffer, layout.delimiter, examined):
+                        # One record goes on through all of it (an unclosed quote, a long
+                        # line): no reader is needed to say so.
+                        step = _Step(0, 0)
+                    else:
+                        # No stretch of trustworthy quotes: the record reader finds the
+                        # boundary.
+                        step = await asyncio.to_thread(
+                            _read_records, buffer, layout, line, text.at_eof, window, guess()
+                        )
                     if step.consumed == 0 and len(buffer) <= longest and not text.at_eof:
                         # A record longer than that: read on, up to the longest allowed.
                         target = max(target, min(2 * len(buffer), longest + 1))
