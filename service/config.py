@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     client_timeout_s: float = Field(default=60.0, gt=0)
     header_timeout_s: float = Field(default=10.0, gt=0)
     max_header_bytes: Bytes = Field(default=64 * KiB, ge=4 * KiB)
+    max_record_bytes: Bytes = Field(default=8 * MiB, ge=64 * KiB)
+    max_columns: int = Field(default=10_000, ge=1)
+    max_column_name_bytes: Bytes = Field(default=1024, ge=1)
+    max_json_depth: int = Field(default=1000, ge=1, le=1000)
 
     @field_validator("api_keys", mode="before")
     @classmethod

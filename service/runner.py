@@ -226,6 +226,10 @@ def parse_options(job: Job, settings: Settings) -> parsing.ParseOptions:
         max_decompressed_bytes=settings.max_decompressed_bytes,
         media_type=job.media_type,
         filename=job.file_name,
+        max_record_bytes=settings.max_record_bytes,
+        max_columns=settings.max_columns,
+        max_column_name_bytes=settings.max_column_name_bytes,
+        max_json_depth=settings.max_json_depth,
     )
 
 

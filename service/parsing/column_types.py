@@ -44,6 +44,10 @@ _PROBE_ROWS = 64
 _INT64_SAFE_DIGITS = 18  # any integer text this long or shorter fits in signed 64 bits
 _EXPONENTS = (re.compile(rb"e"), re.compile(rb"E"))  # one byte each: a fast search
 _USUAL_BOOLEANS = pa.array(["true", "false", "True", "False", "TRUE", "FALSE"])
+# From this many columns a block's values are checked as one array: a dozen kernel calls per
+# column cost 0.3 ms, 2.7 s for a block of 10,000 columns.
+WIDE_BLOCK = 256
+_INT64_MAX_TEXT, _INT64_MIN_TEXT = str(2**63 - 1), str(-(2**63))
 
 
 @dataclass
@@ -78,6 +82,8 @@ def count_block(columns: list[pa.Array], candidates: list[set[str]]) -> list[Blo
     Pure, so blocks can be checked side by side; `candidates` may be out of date (a superset
     only costs work), since merging intersects.
     """
+    if len(columns) >= WIDE_BLOCK:
+        return count_wide_block(columns, candidates)
     counts = []
     for column, possible in zip(columns, candidates, strict=True):
         empty = pc.equal(column, "")
@@ -208,3 +214,107 @@ def _numbers_fit(numbers: pa.Array) -> bool:
     if not _integers_fit(integers):
         return False
     return bool(pc.all(pc.is_finite(pc.cast(risky, pa.float64()))).as_py())
+
+
+def count_wide_block(columns: list[pa.Array], candidates: list[set[str]]) -> list[BlockCounts]:
+    """`count_block` for a block of many columns: every value of the block in one array,
+    each rule checked once over all of them, and the values that break a rule mapped back to
+    their columns. It decides as the column-by-column check does."""
+    rows = len(columns[0])
+    if rows == 0:
+        return [BlockCounts(0, 0, set(possible)) for possible in candidates]
+    chunks = [
+        chunk
+        for column in columns
+        for chunk in (column.chunks if isinstance(column, pa.ChunkedArray) else [column])
+    ]
+    values = pa.concat_arrays(chunks)
+    empty = pc.equal(values, "")
+
+    def breaking(ok: pa.Array) -> set[int]:
+        """The columns with a value that is neither empty nor `ok`."""
+        where = pc.indices_nonzero(pc.invert(pc.or_(ok, empty)))
+        return set(pc.unique(pc.divide(where, rows)).to_pylist()) if len(where) else set()
+
+    empties = pc.indices_nonzero(empty)
+    nulls = [0] * len(columns)
+    for column, count in _counts_by(pc.divide(empties, rows)).items():
+        nulls[column] = count
+    wanted = set().union(*candidates)
+    failed: dict[str, set[int]] = {}
+    if BOOLEAN in wanted:
+        failed[BOOLEAN] = breaking(pc.match_substring_regex(values, PATTERNS[BOOLEAN]))
+    integer_text = pc.match_substring_regex(values, PATTERNS[INTEGER])
+    fits = _fits_int64_each(values)  # both for integers and for numbers that are integers
+    if INTEGER in wanted:
+        failed[INTEGER] = breaking(pc.and_(integer_text, fits))
+    if NUMBER in wanted:
+        number_text = pc.match_substring_regex(values, PATTERNS[NUMBER])
+        failed[NUMBER] = breaking(number_text)
+        failed["fit"] = breaking(_number_fits_each(values, number_text, integer_text, fits))
+    if DATE in wanted:
+        failed[DATE] = breaking(pc.match_substring_regex(values, PATTERNS[DATE]))
+    if DATETIME in wanted:
+        failed[DATETIME] = breaking(pc.match_substring_regex(values, PATTERNS[DATETIME]))
+    counts = []
+    for index, possible in enumerate(candidates):
+        surviving = set(possible)
+        if surviving and nulls[index] < rows:
+            surviving = _surviving_by(index, surviving, failed)
+        counts.append(BlockCounts(nulls[index], rows - nulls[index], surviving))
+    return counts
+
+
+def _surviving_by(index: int, candidates: set[str], failed: dict[str, set[int]]) -> set[str]:
+    """`_surviving`, from the columns each rule fails."""
+    if BOOLEAN in candidates and index not in failed[BOOLEAN]:
+        return {BOOLEAN}
+    if INTEGER in candidates and index not in failed[INTEGER]:
+        return candidates & {INTEGER, NUMBER}
+    if NUMBER in candidates and index not in failed[NUMBER]:
+        return {NUMBER} if index not in failed["fit"] else set()
+    if DATE in candidates and index not in failed[DATE]:
+        return {DATE}
+    if DATETIME in candidates and index not in failed[DATETIME]:
+        return {DATETIME}
+    return set()
+
+
+def _counts_by(keys: pa.Array) -> dict[int, int]:
+    if len(keys) == 0:
+        return {}
+    counted = pc.value_counts(keys)
+    return dict(
+        zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist(), strict=True)
+    )
+
+
+def _fits_int64_each(values: pa.Array) -> pa.Array:
+    """For texts of integer syntax: whether each is within signed 64 bits. Up to 18 digits
+    always; 19 digits when not above the bound, compared as text of the same length."""
+    length = pc.binary_length(values)
+    negative = pc.starts_with(values, "-")
+    digits = pc.subtract(length, pc.cast(negative, pa.int32()))
+    at_most_bound = pc.if_else(
+        negative,
+        pc.less_equal(values, _INT64_MIN_TEXT),
+        pc.less_equal(values, _INT64_MAX_TEXT),
+    )
+    return pc.or_(
+        pc.less_equal(digits, _INT64_SAFE_DIGITS),
+        pc.and_(pc.equal(digits, _INT64_SAFE_DIGITS + 1), at_most_bound),
+    )
+
+
+def _number_fits_each(
+    values: pa.Array, number_text: pa.Array, integer_text: pa.Array, fits: pa.Array
+) -> pa.Array:
+    """`_numbers_fit` for each value: a long or exponent text must be finite as a double,
+    and an integer one within 64 bits."""
+    risky = pc.or_(
+        pc.greater(pc.binary_length(values), _INT64_SAFE_DIGITS),
+        pc.match_substring_regex(values, "[eE]"),
+    )
+    checked = pc.if_else(pc.and_(risky, number_text), values, "0")
+    finite = pc.is_finite(pc.cast(checked, pa.float64()))
+    return pc.or_(pc.invert(risky), pc.and_(pc.or_(pc.invert(integer_text), fits), finite))

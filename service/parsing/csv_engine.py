@@ -9,18 +9,21 @@ final types differ, the write pass redoes the output from the spill where it wen
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from service.parsing.column_types import ColumnProfile
 from service.parsing.contract import ParseFailure, ParseOptions, ParseResult
-from service.parsing.csv_records import read_records
+from service.parsing.csv_framing import count_lines, runs_on
+from service.parsing.csv_records import RecordsRead, line_end, overlong_record_error, read_records
 from service.parsing.csv_rewrite import rewrite
 from service.parsing.csv_scan import Layout, scan
-from service.parsing.decoding import displayable
+from service.parsing.decoding import SURROGATES, decode_lossless, displayable
 from service.parsing.detect import SNIFF_SAMPLE_BYTES, sniff_delimiter
 from service.parsing.early_output import EarlyOutput
+from service.parsing.limits import Limits, utf8_length
 from service.parsing.progress import ProgressReporter
-from service.parsing.row_errors import ErrorLog
+from service.parsing.row_errors import RAW_CHARS, ErrorLog, RowError, decode_error
 from service.parsing.source import TextSource
 
 # Shares of the percent for the scan. While the output is written early, the scan is nearly
@@ -43,16 +46,20 @@ async def parse_csv(
     reporter.set_scan_share(EARLY_SCAN_SHARE)
     buffer = await text.read_at_least(max(SNIFF_SAMPLE_BYTES, chunk_size))
     delimiter = _delimiter(format, options, buffer, at_eof=text.at_eof)
-    buffer, layout, consumed, lines = await _read_header(
-        text, buffer, delimiter, header=options.header, encoding=encoding
+    limits = Limits.of(options)
+    head = await _read_header(
+        text, buffer, delimiter, header=options.header, encoding=encoding, limits=limits
     )
+    layout = head.layout
+    if head.undecodable is not None:
+        await errors.add([head.undecodable])
     spill_path = result_path.with_name(f".{result_path.name}.{uuid.uuid4().hex}.scan.arrow")
     profiles = [ColumnProfile(name) for name in layout.names]
     output = EarlyOutput()
     try:
         rows = await scan(
             text,
-            buffer[consumed:],
+            head.buffer[head.consumed :],
             layout,
             profiles,
             spill_path=spill_path,
@@ -60,7 +67,7 @@ async def parse_csv(
             output=output,
             errors=errors,
             reporter=reporter,
-            line=lines + 1,
+            line=head.lines + 1,
             chunk_size=chunk_size,
             on_abandon=SCAN_SHARE,
         )
@@ -102,41 +109,132 @@ def _delimiter(format: str, options: ParseOptions, sample: bytes, *, at_eof: boo
 
 
 async def _read_header(
-    text: TextSource, buffer: bytes, delimiter: str, *, header: bool, encoding: str
-) -> tuple[bytes, Layout, int, int]:
-    """The first record: the column names, or (header=false) just the field count."""
+    text: TextSource, buffer: bytes, delimiter: str, *, header: bool, encoding: str, limits: Limits
+) -> _Header:
+    """The first record: the column names, or (header=false) just the field count.
+
+    Blank lines before it are dropped (and counted). It must end within the longest record
+    allowed, and name no more columns than allowed, or the job fails.
+    """
+    blank_lines = 0
     while True:
-        first = read_records(
-            buffer,
-            delimiter=delimiter,
-            expected_fields=None,
-            first_line=1,
-            at_eof=text.at_eof,
-            max_records=1,
-            check_decoding=False,
-        )
-        if first.rows or text.at_eof:
+        lead = len(buffer) - len(buffer.lstrip(b"\r\n"))
+        if lead == len(buffer) and buffer.endswith(b"\r") and not text.at_eof:
+            lead -= 1  # a CR whose LF may come next: the pair is one line
+        if lead:
+            blank_lines += count_lines(buffer, lead)
+            buffer = buffer[lead:]
+        _refuse_too_many_fields(buffer, delimiter, limits, header=header)
+        examined = min(len(buffer), limits.max_record_bytes + 1)
+        if not text.at_eof and runs_on(buffer, delimiter, examined):
+            first = RecordsRead()  # not one whole record yet: no need to parse it
+        else:
+            first = read_records(
+                buffer,
+                delimiter=delimiter,
+                expected_fields=None,
+                first_line=1 + blank_lines,
+                at_eof=text.at_eof,
+                max_records=1,
+                check_decoding=False,
+                max_record_bytes=limits.max_record_bytes,
+            )
+        if first.rows or first.errors or text.at_eof:
             break
-        buffer = await text.read_at_least(2 * len(buffer) + 1, buffer)
+        if len(buffer) > limits.max_record_bytes:
+            first.errors.append(
+                overlong_record_error(buffer, 1 + blank_lines, limits.max_record_bytes)
+            )
+            break
+        buffer = await text.read_at_least(
+            min(2 * len(buffer) + 1, limits.max_record_bytes + 1), buffer
+        )
+    if first.errors:
+        raise _header_failure(first.errors[0], header=header)
     if not first.rows:
         raise ParseFailure("empty_file", "the file holds no records")
     fields = first.rows[0]
-    if header:
-        names = unique_names([displayable(name) for name in fields])
-        return buffer, Layout(delimiter, len(fields), names, encoding), first.consumed, first.lines
-    names = [f"col{index}" for index in range(1, len(fields) + 1)]
-    return buffer, Layout(delimiter, len(fields), names, encoding), 0, 0
+    if len(fields) > limits.max_columns:
+        raise _too_many_columns(len(fields), limits.max_columns, header=header)
+    header_line = 1 + blank_lines
+    if not header:
+        names = [f"col{index}" for index in range(1, len(fields) + 1)]
+        layout = Layout(delimiter, len(fields), names, encoding, limits.max_record_bytes)
+        return _Header(buffer, layout, 0, blank_lines, None)
+    for position, name in enumerate(fields, start=1):
+        if utf8_length(name) > limits.max_column_name_bytes:
+            raise ParseFailure(
+                "column_name_too_long",
+                f"the name of column {position} is longer than "
+                f"{limits.max_column_name_bytes} bytes",
+            )
+    undecodable = None
+    if any(SURROGATES.search(name) for name in fields):
+        raw = decode_lossless(buffer[: min(first.consumed, 4 * RAW_CHARS)])
+        undecodable = decode_error(header_line, encoding, raw)
+    names = unique_names([displayable(name) for name in fields])
+    layout = Layout(delimiter, len(fields), names, encoding, limits.max_record_bytes)
+    return _Header(buffer, layout, first.consumed, blank_lines + first.lines, undecodable)
+
+
+def _refuse_too_many_fields(data: bytes, delimiter: str, limits: Limits, *, header: bool) -> None:
+    """Fails at once when the first line is whole, within the longest record allowed and
+    without quotes, and has more fields than allowed: a long line of delimiters would
+    otherwise be parsed into millions of fields first."""
+    cut = line_end(data, at_eof=True)
+    if cut is None or cut > limits.max_record_bytes + 2:
+        return  # not whole yet, or too long: the header is then refused for its length
+    first = data[:cut]
+    if b'"' in first:
+        return  # quoted delimiters do not separate fields: the record reader counts them
+    fields = first.count(delimiter.encode("utf-8")) + 1
+    if fields > limits.max_columns:
+        raise _too_many_columns(fields, limits.max_columns, header=header)
+
+
+def _too_many_columns(fields: int, limit: int, *, header: bool) -> ParseFailure:
+    what = "header" if header else "first record"
+    return ParseFailure(
+        "too_many_columns", f"the {what} has {fields} fields; at most {limit} columns are allowed"
+    )
+
+
+@dataclass
+class _Header:
+    buffer: bytes  # the content from the header on (blank lines before it dropped)
+    layout: Layout
+    consumed: int  # bytes of `buffer` the header takes (0 with header=false)
+    lines: int  # physical lines before the first data record's line
+    undecodable: RowError | None  # a `decode` error for a header with undecodable bytes
+
+
+def _header_failure(error: RowError, *, header: bool) -> ParseFailure:
+    what = "the header" if header else "the first record (which sets the columns)"
+    if error.type == "too_long":
+        return ParseFailure("header_too_long", f"{what} is longer than allowed: {error.message}")
+    return ParseFailure("header_unterminated_quote", f"{what}: {error.message}")
 
 
 def unique_names(raw: list[str]) -> list[str]:
-    """Blank names become `colN` (N = position), repeats get `_2`, `_3`, ..."""
+    """Blank names become `colN` (N = position), repeats get `_2`, `_3`, ...
+
+    Each base name remembers the next suffix to try. Names only ever join `seen`, so every
+    suffix below that one is still taken: the result is the same as trying from `_2` each
+    time, in linear time.
+    """
     names: list[str] = []
     seen: set[str] = set()
+    next_suffix: dict[str, int] = {}
     for position, name in enumerate(raw, start=1):
         base = name if name.strip() else f"col{position}"
-        candidate, suffix = base, 2
-        while candidate in seen:
-            candidate, suffix = f"{base}_{suffix}", suffix + 1
+        candidate = base
+        if candidate in seen:
+            suffix = next_suffix.get(base, 2)
+            candidate = f"{base}_{suffix}"
+            while candidate in seen:
+                suffix += 1
+                candidate = f"{base}_{suffix}"
+            next_suffix[base] = suffix + 1
         seen.add(candidate)
         names.append(candidate)
     return names

@@ -52,6 +52,28 @@ def safe_records_end(data: bytes, delimiter: str, *, at_eof: bool, limit: int | 
         run_end = data.rfind(b'"', 0, closing)
 
 
+def runs_on(data: bytes, delimiter: str, size: int) -> bool:
+    """Whether the record that `data` starts with certainly goes on past `data[:size]`.
+
+    So when the record reader, which parses all it is given, need not be asked: no line
+    break outside quotes, every quote trustworthy, no CR (a lone CR may end a record, which
+    only the record reader knows).
+    """
+    if data.find(b"\r", 0, size) >= 0:
+        return False
+    if data.find(b'"', 0, size) >= 0:
+        stop = _quoted_sections(delimiter).match(data, 0, size).end()  # type: ignore[union-attr]
+        if stop < size and stop > 0 and data[stop - 1] not in _field_starts(delimiter):
+            return False  # a stray quote: only the record reader reads on as Python's csv
+    return safe_records_end(data, delimiter, at_eof=False, limit=size) == 0
+
+
+@lru_cache(maxsize=8)
+def _field_starts(delimiter: str) -> bytes:
+    """Bytes a quote that opens a quoted field may follow."""
+    return delimiter.encode("utf-8") + b'\r\n"'
+
+
 def count_lines(data: bytes, end: int | None = None) -> int:
     """Line breaks in `data[:end]`: LF, CRLF and a lone CR each end one physical line."""
     end = len(data) if end is None else end

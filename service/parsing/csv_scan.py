@@ -27,8 +27,13 @@ from service.parsing.column_types import (
     merge_counts,
 )
 from service.parsing.csv_arrow import internal_names, read_fast
-from service.parsing.csv_framing import count_lines, safe_records_end
-from service.parsing.csv_records import RecordsRead, read_records
+from service.parsing.csv_framing import count_lines, runs_on, safe_records_end
+from service.parsing.csv_records import (
+    RecordsRead,
+    line_end,
+    overlong_record_error,
+    read_records,
+)
 from service.parsing.early_output import EarlyOutput
 from service.parsing.futures import cancel_and_wait
 from service.parsing.ndjson import render_records
@@ -54,6 +59,7 @@ class Layout:
     field_count: int
     names: list[str]
     encoding: str
+    max_record_bytes: int
 
 
 @dataclass
@@ -102,10 +108,14 @@ async def scan(
     schema = pa.schema([(name, pa.string()) for name in internal_names(layout.field_count)])
     loop = asyncio.get_running_loop()
     rows = 0
+    # Blocks are cut at most `window` bytes long, so none holds a record longer than allowed.
+    longest = layout.max_record_bytes
+    window = min(chunk_size, longest)
     # Read more once less than half a chunk is left: the leftover after a block is then only
     # a partial record, not most of a chunk held (and copied) again with every block.
-    refill = max(chunk_size // 2, 1)
+    refill = max(window // 2, 1)
     target = refill
+    skipping = False
     parsing: deque[asyncio.Future[_Step]] = deque()
     keeping: asyncio.Future[None] | None = None
 
@@ -141,33 +151,59 @@ async def scan(
             while True:
                 if len(buffer) < target and not text.at_eof:
                     buffer = await text.read_at_least(target, buffer)
+                if skipping:
+                    # The rest of a broken record's first line, which may be huge: dropped as
+                    # it streams past, never held.
+                    end = line_end(buffer, at_eof=text.at_eof)
+                    if end is None:
+                        buffer = buffer[-1:] if buffer.endswith(b"\r") else b""
+                        target = refill
+                        await reporter.read_up_to(SCAN, text.bytes_done, rows)
+                        if text.at_eof and not buffer:
+                            break
+                        continue
+                    buffer, line, skipping = buffer[end:], line + 1, False
                 if not buffer:
                     break
-                end = safe_records_end(
-                    buffer, layout.delimiter, at_eof=text.at_eof, limit=chunk_size
-                )
-                if end == 0 and len(buffer) > chunk_size:  # a record longer than a chunk
-                    end = safe_records_end(buffer, layout.delimiter, at_eof=text.at_eof)
+                end = safe_records_end(buffer, layout.delimiter, at_eof=text.at_eof, limit=window)
+                if end == 0 and len(buffer) > window:  # a record longer than a chunk
+                    end = safe_records_end(
+                        buffer, layout.delimiter, at_eof=text.at_eof, limit=longest
+                    )
                 if end > 0:
+                    # Whole records in at most `longest` bytes: none of them is too long.
                     piece = memoryview(buffer)[:end]
                     parsing.append(
                         loop.run_in_executor(parsers, _parse_block, piece, layout, line, guess())
                     )
                     line += count_lines(buffer, end)
                     consumed = end
-                elif text.at_eof or len(buffer) >= chunk_size:
-                    # No stretch of trustworthy quotes: the record reader finds the boundary.
-                    step = await asyncio.to_thread(
-                        _read_records, buffer, layout, line, text.at_eof, chunk_size, guess()
-                    )
-                    if step.consumed == 0:
-                        target = max(target, 2 * len(buffer))  # a record longer than that
+                elif text.at_eof or len(buffer) >= window:
+                    examined = min(len(buffer), longest + 1)
+                    if not text.at_eof and runs_on(buffer, layout.delimiter, examined):
+                        # One record goes on through all of it (an unclosed quote, a long
+                        # line): no reader is needed to say so.
+                        step = _Step(0, 0)
+                    else:
+                        # No stretch of trustworthy quotes: the record reader finds the
+                        # boundary.
+                        step = await asyncio.to_thread(
+                            _read_records, buffer, layout, line, text.at_eof, window, guess()
+                        )
+                    if step.consumed == 0 and len(buffer) <= longest and not text.at_eof:
+                        # A record longer than that: read on, up to the longest allowed.
+                        target = max(target, min(2 * len(buffer), longest + 1))
                         continue
+                    if step.consumed == 0:
+                        # Not complete within the longest record allowed: an error at its
+                        # line, and reading resumes after that line.
+                        step = _Step(0, 0, errors=[overlong_record_error(buffer, line, longest)])
+                        skipping = True
                     parsing.append(_done(loop, step))
                     line += step.lines
                     consumed = step.consumed
                 else:
-                    target = max(target, chunk_size)  # not one whole record yet: read on
+                    target = max(target, window)  # not one whole record yet: read on
                     continue
                 target = refill
                 buffer = buffer[consumed:]
@@ -234,7 +270,12 @@ def _checked(step: _Step, layout: Layout, guess: _Guess) -> _Step:
             step.rendered_types = block_types(guess.candidates, step.counts)
             # A column without values in the block is all nulls, which NULL renders cheapest.
             types = [NULL if kind is None else kind for kind in step.rendered_types]
-            step.rendered = render_records(step.table.columns, layout.names, types)
+            step.rendered = render_records(
+                step.table.columns,
+                layout.names,
+                types,
+                without_empty=[block.nulls == 0 for block in step.counts],
+            )
     return step
 
 
@@ -249,4 +290,5 @@ def _read_slowly(
         at_eof=at_eof,
         encoding=layout.encoding,
         min_bytes=min_bytes,
+        max_record_bytes=layout.max_record_bytes,
     )

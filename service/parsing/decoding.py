@@ -26,6 +26,9 @@ _BOMS: tuple[tuple[bytes, str, str], ...] = (
     (codecs.BOM_UTF16_BE, "utf-16-be", "utf-16-be"),
 )
 _REPORTED_NAMES = {"iso8859-1": "latin-1", "ascii": "ascii"}
+# Codecs whose byte order a BOM tells; without one it is read from the content.
+_BYTE_ORDER_UNITS = {"utf-16": 2, "utf-32": 4}
+_BYTE_ORDER_SAMPLE = 4096
 
 
 def _mark_undecodable(error: UnicodeError) -> tuple[str, int]:
@@ -61,17 +64,44 @@ def choose_encoding(head: bytes, option: str) -> TextEncoding:
     codec = info.name
     if codec in ("utf-8", "utf-8-sig"):
         return TextEncoding("utf-8", None, 0)
-    try:
-        codecs.getincrementaldecoder(codec)
-    except (LookupError, TypeError) as exc:
-        raise ParseFailure("unsupported_format", f"{option!r} is not a text encoding") from exc
+    if codec in _BYTE_ORDER_UNITS:
+        codec = f"{codec}-{_byte_order(head, _BYTE_ORDER_UNITS[codec])}"
+        return TextEncoding(codec, codec, 0)
+    if not _reads_files(codec):
+        raise ParseFailure("unsupported_format", f"{option!r} is not a text encoding")
     return TextEncoding(_REPORTED_NAMES.get(codec, codec), codec, 0)
+
+
+def _reads_files(codec: str) -> bool:
+    """A text encoding whose decoder takes bytes a block at a time and lets undecodable ones
+    be marked: not `hex` or `rot13` (bytes.decode refuses them), nor `idna`, `punycode` or
+    `undefined`, which refuse any error handler but their own."""
+    try:
+        b"".decode(codec)
+        codecs.getincrementaldecoder(codec)(errors=_MARK_ERRORS).decode(b"a", True)
+    except (LookupError, TypeError, UnicodeError, AssertionError):
+        return False
+    return True
+
+
+def _byte_order(head: bytes, unit: int) -> str:
+    """`le` or `be` for UTF-16 or UTF-32 without a BOM (Python's decoders demand one).
+
+    Characters below U+0100, the commonest in data files, have their zero bytes after the
+    other byte in little-endian order and before it in big-endian order; where that does not
+    tell, big-endian, as the Unicode standard says for text without a BOM.
+    """
+    sample = head[: _BYTE_ORDER_SAMPLE - _BYTE_ORDER_SAMPLE % unit]
+    zeros_last = sample[unit - 1 :: unit].count(0)
+    zeros_first = sample[::unit].count(0)
+    return "le" if zeros_last > zeros_first else "be"
 
 
 class Utf8Stream:
     """Converts successive blocks in `encoding` to UTF-8 bytes, BOM removed."""
 
     def __init__(self, encoding: TextEncoding) -> None:
+        self._name = encoding.name
         self._bom_left = encoding.bom_length
         self._decoder = (
             codecs.getincrementaldecoder(encoding.codec)(errors=_MARK_ERRORS)
@@ -86,8 +116,19 @@ class Utf8Stream:
             self._bom_left -= cut
         if self._decoder is None:
             return block
-        text = self._decoder.decode(block, final)
-        return text.encode("utf-8", "surrogateescape")
+        try:
+            text = self._decoder.decode(block, final)
+        except UnicodeError as exc:  # a decoder that fails by itself rather than mark bytes
+            raise ParseFailure(
+                "unsupported_format", f"the file cannot be read as {self._name}: {exc}"
+            ) from exc
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:
+            # Lone surrogates: undecodable bytes marked by the error handler, or ones the
+            # decoder made itself (UTF-7's `+2AA-`, `\\ud800` in unicode_escape). Each becomes
+            # the byte 0x80, never valid UTF-8, so its record becomes a `decode` error.
+            return SURROGATES.sub(_MARK_CHAR, text).encode("utf-8", "surrogateescape")
 
 
 def decode_lossless(data: bytes) -> str:

@@ -9,15 +9,16 @@ from enum import Enum
 
 import orjson
 
-from service.parsing.contract import ParseFailure
-from service.parsing.row_errors import RowError
+from service.parsing.contract import DEFAULT_MAX_RECORD_BYTES, ParseFailure
+from service.parsing.decoding import decode_lossless
+from service.parsing.json_scan import ValueEnd
+from service.parsing.row_errors import RowError, too_long_error
 
 _WHITESPACE = re.compile(rb"[ \t\r\n]*+")
 # Where an object or array element may end: a closing bracket before `,` or `]`.
 _CANDIDATE_END = re.compile(rb"[}\]][ \t\r\n]*+(?=[,\]])")
-_STRUCTURE = re.compile(rb'[\[\]{}"]')
-_STRING_REST = re.compile(rb'(?:[^"\\]++|\\.)*+"', re.DOTALL)
-_SCALAR = re.compile(rb'"(?:[^"\\]++|\\.)*+"|[^,\]\s]++', re.DOTALL)
+_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
+_SCALAR = re.compile(rb"[^,\]\s]++")
 _CANDIDATE_TRIES = 8
 _OBJECT_SEPARATOR = re.compile(rb"}[ \t\r\n]*+,[ \t\r\n]*+{")
 
@@ -29,6 +30,7 @@ class _State(Enum):
     AFTER = "expect , or ]"  # after a value
     DONE = "after ]"
     BROKEN = "unreadable"  # a structural error: nothing after it can be trusted
+    SKIPPING = "in an element too long to keep"
 
 
 @dataclass
@@ -40,10 +42,16 @@ class ArrayStep:
 
 
 class JsonArrayReader:
-    """Feed it the content from the start; each call takes what it can from the buffer."""
+    """Feed it the content from the start; each call takes what it can from the buffer.
 
-    def __init__(self) -> None:
+    An element longer than `max_record_bytes` is a row error; it is skipped as it streams
+    past, so the caller never needs to hold more than about that much.
+    """
+
+    def __init__(self, *, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> None:
         self._state = _State.START
+        self._longest = max_record_bytes
+        self._skipping: ValueEnd | None = None
 
     @property
     def finished(self) -> bool:
@@ -57,7 +65,9 @@ class JsonArrayReader:
         position = 0
         counted_to, line = 0, first_line
         windowed = False
-        while self._state is not _State.BROKEN:
+        if self._state is _State.SKIPPING:
+            position = self._skip(buffer, 0)
+        while self._state is not _State.BROKEN and self._state is not _State.SKIPPING:
             if window is not None and position >= window and step.elements:
                 windowed = True
                 break
@@ -89,10 +99,26 @@ class JsonArrayReader:
                     self._state, position = _State.AFTER, block.end
                     continue
                 end = _element_end(buffer, position)
-                if end is None:
+                if end is None and len(buffer) - position <= self._longest:
                     break
-                step.elements.append((line, buffer[position:end]))
-                self._state, position = _State.AFTER, end
+                if end is not None and end - position <= self._longest:
+                    step.elements.append((line, buffer[position:end]))
+                    self._state, position = _State.AFTER, end
+                    continue
+                raw = decode_lossless(buffer[position : position + 1024])
+                step.errors.append(too_long_error(line, self._longest, raw))
+                if end is not None:
+                    self._state, position = _State.AFTER, end
+                    continue
+                # Not ended within the longest record allowed: dropped as it streams past.
+                self._skipping = ValueEnd(buffer[position])
+                self._state = _State.SKIPPING
+                position = self._skip(buffer, position)
+                if self._state is _State.SKIPPING:
+                    break
+        if self._state is _State.SKIPPING:
+            line += buffer.count(b"\n", counted_to, position)
+            counted_to = position
         if at_eof and not self.finished and not windowed:
             line += buffer.count(b"\n", counted_to, position)
             counted_to = position
@@ -105,6 +131,16 @@ class JsonArrayReader:
         step.consumed = position
         step.lines = line - first_line + buffer.count(b"\n", counted_to, position)
         return step
+
+    def _skip(self, buffer: bytes, start: int) -> int:
+        """Feeds the element being skipped; where reading goes on (the end of `buffer` if
+        the element goes on past it)."""
+        assert self._skipping is not None
+        end = self._skipping.feed(buffer[start:])
+        if end is None:
+            return len(buffer)
+        self._skipping, self._state = None, _State.AFTER
+        return start + end
 
 
 @dataclass
@@ -144,7 +180,11 @@ def _object_block(buffer: bytes, start: int, limit: int, line: int) -> _Block | 
 
 def _element_end(buffer: bytes, start: int) -> int | None:
     """Where the element starting at `start` ends, or None if the buffer ends first."""
-    if buffer[start] not in b"{[":
+    first = buffer[start]
+    if first == ord('"'):
+        match = _STRING.match(buffer, start)
+        return None if match is None else match.end()
+    if first not in b"{[":
         match = _SCALAR.match(buffer, start)
         if match is None or match.end() == len(buffer):
             return None
@@ -161,27 +201,8 @@ def _element_end(buffer: bytes, start: int) -> int | None:
         except orjson.JSONDecodeError:
             candidate = _CANDIDATE_END.search(buffer, candidate.end())
             tries += 1
-    return _matching_bracket_end(buffer, start)
-
-
-def _matching_bracket_end(buffer: bytes, start: int) -> int | None:
-    depth = 0
-    position = start
-    while True:
-        token = _STRUCTURE.search(buffer, position)
-        if token is None:
-            return None
-        position = token.end()
-        char = token.group()
-        if char == b'"':
-            rest = _STRING_REST.match(buffer, position)
-            if rest is None:
-                return None
-            position = rest.end()
-            continue
-        depth += 1 if char in (b"{", b"[") else -1
-        if depth == 0:
-            return position
+    length = ValueEnd(first).feed(buffer[start:])
+    return None if length is None else start + length
 
 
 def _structure_error(line: int, state: _State, buffer: bytes, position: int) -> RowError:

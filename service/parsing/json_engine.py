@@ -12,14 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiofiles
+import pyarrow as pa
 
 from service.parsing.contract import ParseOptions, ParseResult
+from service.parsing.decoding import decode_lossless
 from service.parsing.futures import cancel_and_wait
 from service.parsing.json_array import JsonArrayReader
-from service.parsing.json_arrow import read_lines_fast
+from service.parsing.json_arrow import learn_from_records, merge_schemas, read_lines
 from service.parsing.json_values import JsonSummary, check_record
+from service.parsing.limits import Limits
 from service.parsing.progress import WRITE, ProgressReporter
-from service.parsing.row_errors import ErrorLog, RowError
+from service.parsing.row_errors import ErrorLog, RowError, too_long_error
 from service.parsing.source import TextSource
 
 _JSON_WHITESPACE = b" \t\r\n"
@@ -32,6 +35,7 @@ class _Output:
     rows: int = 0
     errors: list[RowError] = field(default_factory=list)
     summary: JsonSummary = field(default_factory=JsonSummary)
+    schema: pa.Schema | None = None  # what Arrow may read the next blocks against
 
 
 async def parse_json_records(
@@ -46,24 +50,39 @@ async def parse_json_records(
     chunk_size: int,
 ) -> ParseResult:
     """Cuts the content into blocks of whole records here, checks blocks side by side in
-    worker threads, and writes their results in file order."""
-    summary = JsonSummary()
-    array = JsonArrayReader() if format == "json" else None
+    worker threads, and writes their results in file order.
+
+    No block is longer than the longest record allowed, so a longer line or element is found
+    while cutting: it becomes a row error and is skipped as it streams past.
+    """
+    limits = Limits.of(options)
+    summary = JsonSummary(max_keys=limits.max_columns)
+    schema: pa.Schema | None = None  # learnt from the blocks taken so far, in file order
+    array = JsonArrayReader(max_record_bytes=limits.max_record_bytes) if format == "json" else None
     loop = asyncio.get_running_loop()
     rows = 0
     line = 1
     buffer = b""
-    target = chunk_size
+    longest = limits.max_record_bytes
+    window = min(chunk_size, longest)
+    target = window
+    skipping = False  # inside a line too long to keep, up to its line feed
     checking: deque[asyncio.Future[_Output]] = deque()
 
     async def take_oldest() -> None:
-        nonlocal rows
+        nonlocal rows, schema
         output = await checking.popleft()
         await out.write(output.data)
         summary.merge(output.summary)
+        schema = merge_schemas(schema, output.schema)
         rows += output.rows
         await errors.add(output.errors)
         await reporter.read_up_to(WRITE, text.bytes_done, rows)
+
+    def check(piece: bytes, first_line: int) -> asyncio.Future[_Output]:
+        return loop.run_in_executor(
+            checkers, _json_lines, piece, first_line, encoding, limits, schema
+        )
 
     with ThreadPoolExecutor(_THREADS, thread_name_prefix="ingest-json") as checkers:
         async with aiofiles.open(result_path, "wb") as out:
@@ -71,34 +90,55 @@ async def parse_json_records(
                 while True:
                     if len(buffer) < target and not text.at_eof:
                         buffer = await text.read_at_least(target, buffer)
+                    if skipping:
+                        end = buffer.find(b"\n") + 1
+                        if end == 0:
+                            buffer, target = b"", window
+                            await reporter.read_up_to(WRITE, text.bytes_done, rows)
+                            if text.at_eof:
+                                break
+                            continue
+                        buffer, line, skipping = buffer[end:], line + 1, False
                     if not buffer and text.at_eof and (array is None or array.finished):
                         break
                     if array is None:
-                        end = buffer.rfind(b"\n", 0, chunk_size) + 1
-                        if end == 0:
-                            end = len(buffer) if text.at_eof else buffer.rfind(b"\n") + 1
-                        if end == 0:
-                            target = 2 * len(buffer)
+                        end = buffer.rfind(b"\n", 0, window) + 1
+                        if end == 0:  # the first line is longer than a block
+                            end = buffer.find(b"\n", window) + 1
+                            if end == 0 and text.at_eof:
+                                end = len(buffer)
+                        if end == 0 and len(buffer) <= longest:
+                            target = max(window, min(2 * len(buffer), longest + 1))
                             continue
-                        piece = buffer[:end]
-                        checking.append(
-                            loop.run_in_executor(checkers, _json_lines, piece, line, encoding)
-                        )
-                        consumed, lines = end, piece.count(b"\n")
+                        if end == 0 or _line_length(buffer, end) > longest:
+                            error = too_long_error(line, longest, decode_lossless(buffer[:1024]))
+                            checking.append(_done(loop, _Output(errors=[error])))
+                            if end == 0:  # the rest of it is dropped as it comes
+                                buffer, skipping, target = b"", True, window
+                                continue
+                        else:
+                            checking.append(check(buffer[:end], line))
+                        consumed, lines = end, buffer.count(b"\n", 0, end)
                     else:
                         step = await asyncio.to_thread(
-                            array.read, buffer, line, at_eof=text.at_eof, window=chunk_size
+                            array.read, buffer, line, at_eof=text.at_eof, window=window
                         )
                         if step.consumed == 0 and not text.at_eof:
-                            target = 2 * len(buffer)
+                            target = max(window, min(2 * len(buffer), 2 * longest + 2))
                             continue
                         checking.append(
                             loop.run_in_executor(
-                                checkers, _json_elements, step.elements, step.errors, encoding
+                                checkers,
+                                _json_elements,
+                                step.elements,
+                                step.errors,
+                                encoding,
+                                limits,
+                                schema,
                             )
                         )
                         consumed, lines = step.consumed, step.lines
-                    target = chunk_size
+                    target = window
                     buffer = buffer[consumed:]
                     line += lines
                     while checking and (len(checking) > _THREADS or checking[0].done()):
@@ -117,56 +157,79 @@ async def parse_json_records(
     )
 
 
-def _json_lines(piece: bytes, first_line: int, encoding: str) -> _Output:
-    output = _Output()
-    summary = output.summary
-    fast = read_lines_fast(piece, summary)
+def _line_length(buffer: bytes, end: int) -> int:
+    """Bytes of the line ending at `end` (just after its line feed, or the end of the file),
+    without its line break."""
+    length = end - 1 if buffer[end - 1 : end] == b"\n" else end
+    return length - 1 if buffer[length - 1 : length] == b"\r" else length
+
+
+def _done(loop: asyncio.AbstractEventLoop, output: _Output) -> asyncio.Future[_Output]:
+    future: asyncio.Future[_Output] = loop.create_future()
+    future.set_result(output)
+    return future
+
+
+def _json_lines(
+    piece: bytes, first_line: int, encoding: str, limits: Limits, schema: pa.Schema | None
+) -> _Output:
+    output = _Output(summary=JsonSummary(max_keys=limits.max_columns))
+    fast = read_lines(piece, output.summary, limits=limits, schema=schema)
     if fast is not None:
-        output.data, output.rows = fast, fast.count(b"\n")
+        output.data, output.rows, output.schema = fast.data, fast.rows, fast.schema
         return output
     records = (
         (first_line + offset, record, record)
         for offset, line in enumerate(piece.split(b"\n"))
         if (record := line[:-1] if line.endswith(b"\r") else line).strip(_JSON_WHITESPACE)
     )
-    _check_records(output, records, encoding)
+    _check_records(output, records, encoding, limits)
     return output
 
 
 def _json_elements(
-    elements: list[tuple[int, bytes]], structure_errors: list[RowError], encoding: str
+    elements: list[tuple[int, bytes]],
+    structure_errors: list[RowError],
+    encoding: str,
+    limits: Limits,
+    schema: pa.Schema | None,
 ) -> _Output:
-    output = _Output()
-    summary = output.summary
+    output = _Output(summary=JsonSummary(max_keys=limits.max_columns))
     # Line breaks in an element are whitespace between tokens (JSON strings cannot hold
     # them raw), so blanking them keeps each record exactly as sent, on one line.
     texts = [element.replace(b"\r", b" ").replace(b"\n", b" ") for _, element in elements]
-    fast = read_lines_fast(b"\n".join(texts) + b"\n", summary) if texts else None
+    fast = (
+        read_lines(b"\n".join(texts) + b"\n", output.summary, limits=limits, schema=schema)
+        if texts
+        else None
+    )
     if fast is not None:
-        output.data, output.rows = fast, len(texts)
+        output.data, output.rows, output.schema = fast.data, len(texts), fast.schema
     else:
         records = (
             (line, element, text) for (line, element), text in zip(elements, texts, strict=True)
         )
-        _check_records(output, records, encoding)
+        _check_records(output, records, encoding, limits)
     output.errors.extend(structure_errors)
     output.errors.sort(key=lambda error: error.line)
     return output
 
 
 def _check_records(
-    output: _Output, records: Iterable[tuple[int, bytes, bytes]], encoding: str
+    output: _Output, records: Iterable[tuple[int, bytes, bytes]], encoding: str, limits: Limits
 ) -> None:
     """Checks each (line, record, text to keep) in turn: a bad record becomes a row error, a
-    good one goes into the summary and its text, one per line, into `output.data`."""
+    good one goes into the summary and its text, one per line, into `output.data`. A sample
+    of the good ones teaches Arrow the schema of the blocks to come."""
     kept: list[bytes] = []
     for line, record, text in records:
-        checked = check_record(record, line, encoding)
+        checked = check_record(record, line, encoding, limits)
         if isinstance(checked, RowError):
             output.errors.append(checked)
             continue
         output.summary.add(checked)
         kept.append(text)
+    output.schema = learn_from_records(kept)
     kept.append(b"")
     output.data = b"\n".join(kept) if len(kept) > 1 else b""
     output.rows = len(kept) - 1

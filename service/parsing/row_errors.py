@@ -14,18 +14,24 @@ from service.parsing.contract import ParseFailure
 from service.parsing.decoding import displayable
 
 RAW_CHARS = 200
+MESSAGE_CHARS = 300
 
 
 @dataclass(frozen=True)
 class RowError:
     line: int  # 1-based physical line where the record starts
-    type: str  # field_count | decode | json | not_object
+    # field_count | decode | json | not_object | too_long | unterminated_quote | too_deep
+    # | key_too_long
+    type: str
     message: str
     raw: str
 
     @classmethod
     def of(cls, line: int, type: str, message: str, raw_text: str) -> RowError:
-        return cls(line, type, message, displayable(raw_text.rstrip("\r\n")[:RAW_CHARS]))
+        # Only the start of the raw text is kept: cut before stripping, so a huge record is
+        # never copied whole.
+        raw = raw_text[: RAW_CHARS + 2].rstrip("\r\n")[:RAW_CHARS]
+        return cls(line, type, displayable(message[:MESSAGE_CHARS]), displayable(raw))
 
 
 def field_count_error(line: int, expected: int, got: int, raw_text: str) -> RowError:
@@ -34,6 +40,18 @@ def field_count_error(line: int, expected: int, got: int, raw_text: str) -> RowE
 
 def decode_error(line: int, encoding: str, raw_text: str) -> RowError:
     return RowError.of(line, "decode", f"bytes that are not valid {encoding}", raw_text)
+
+
+def too_long_error(line: int, limit: int, raw_text: str) -> RowError:
+    return RowError.of(line, "too_long", f"the record is longer than {limit} bytes", raw_text)
+
+
+def unterminated_quote_error(line: int, raw_text: str, *, limit: int | None = None) -> RowError:
+    """A quoted field opened in the record that starts on `line` is not closed before the end
+    of the file, or (`limit`) within that many bytes of the record's start."""
+    where = "before the end of the file" if limit is None else f"within {limit} bytes"
+    message = f"a quoted field that starts in this record is not closed {where}"
+    return RowError.of(line, "unterminated_quote", message, raw_text)
 
 
 class ErrorLog:
