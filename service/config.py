@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 GiB = 1024**3
@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     shutdown_grace_s: float = Field(default=30.0, ge=0)
     sweep_interval_s: float = Field(default=300.0, gt=0)
+    heartbeat_interval_s: float = Field(default=3.0, gt=0, le=60)
+    heartbeat_stale_s: float = Field(default=15.0, gt=0)
+    recovery_interval_s: float = Field(default=5.0, gt=0)
+    dispatch_retry_max_s: float = Field(default=2.0, gt=0)
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -40,6 +44,15 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _stale_after_beats(self) -> Settings:
+        if self.heartbeat_stale_s < 2 * self.heartbeat_interval_s:
+            raise ValueError(
+                "heartbeat_stale_s must be at least twice heartbeat_interval_s, "
+                "or a live worker could be taken for a dead one"
+            )
+        return self
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -6,11 +6,33 @@ Celery needs its app object at import time; it is configured from the same
 
 from __future__ import annotations
 
+import functools
+import signal
+from typing import Any
+
 from celery import Celery
+from celery.signals import worker_process_init
+from celery.worker.consumer import Consumer
 
 from service import worker
 from service.config import get_settings
 from service.executors.celery import RUN_JOB_TASK
+
+# While the broker is away the worker tries to reach it again after 1 s, 2 s, 3 s, then every
+# RECONNECT_MAX_S (Celery's own pauses grow to 30 s, which would hold jobs back that long
+# after the broker's return).
+RECONNECT_MAX_S = 3.0
+
+
+class QuickReconnectConsumer(Consumer):  # type: ignore[misc]
+    """Celery's consumer, reconnecting to a lost broker within RECONNECT_MAX_S."""
+
+    def ensure_connected(self, conn: Any) -> Any:
+        conn.ensure_connection = functools.partial(
+            conn.ensure_connection, interval_start=1, interval_step=1, interval_max=RECONNECT_MAX_S
+        )
+        return super().ensure_connected(conn)
+
 
 app = Celery("ingest", broker=get_settings().broker_url)
 app.conf.update(
@@ -24,9 +46,22 @@ app.conf.update(
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
     broker_connection_retry_on_startup=True,
+    # Keep trying to reach a broker that went away, however long it stays away.
+    broker_connection_max_retries=None,
+    worker_consumer=f"{__name__}:QuickReconnectConsumer",
 )
+
+
+@worker_process_init.connect  # type: ignore[untyped-decorator]
+def _leave_group_signals_to_the_worker(**_: Any) -> None:
+    """A pool process ignores SIGTERM sent to the whole process group (systemd, a terminal):
+    the worker's main process decides, and its warm shutdown lets running jobs finish.
+    Celery resets SIGTERM to its default in pool processes, which would kill them mid-job."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 @app.task(name=RUN_JOB_TASK)  # type: ignore[untyped-decorator]
 def run_job(job_id: str) -> None:
-    worker.run_job(job_id, get_settings())
+    # The message may come back while the job's worker still runs (RabbitMQ redelivers a
+    # dead consumer's messages at once): the job's heartbeat decides who runs it.
+    worker.run_job(job_id, get_settings(), wait_for_owner=True)
