@@ -354,6 +354,37 @@ def fill(path: Path) -> None:
                 pass
 
 
+def test_an_upload_whose_job_cannot_be_recorded_is_507_and_leaves_nothing(
+    small_disk: Path,
+) -> None:
+    data = small_disk / "data"
+    data.mkdir()
+    server = ServiceProcess(data, **QUICK_RECOVERY).start()
+    filler = small_disk / "filler"
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            done = [post_small(client, n) for n in range(20)]  # the database's log grows
+            wait_until(lambda: all_done(client, done), timeout=30)
+            fill(filler)
+            # One page left: room for the upload's file, none for the database to grow.
+            os.truncate(filler, filler.stat().st_size - 4096)
+            response = client.post(
+                "/jobs?filename=t.csv", content=b"n\n1\n", headers={"Content-Type": "text/csv"}
+            )
+            assert response.status_code == 507, response.text
+            assert response.headers["content-type"].startswith("application/problem+json")
+            filler.unlink()
+            assert {job["id"] for job in client.get("/jobs?limit=100").json()["items"]} == set(done)
+            after = post_small(client, 21)
+            wait_until(lambda: all_done(client, [after]), timeout=15)
+            assert_small_succeeded(client, after, 21)
+    finally:
+        filler.unlink(missing_ok=True)
+        server.stop()
+    assert {path.name for path in (data / "uploads").iterdir()} == {*done, after}
+    assert list((data / "incoming").iterdir()) == []
+
+
 def test_jobs_caught_by_a_full_disk_fail_cleanly_or_resume_once_there_is_room(
     small_disk: Path,
 ) -> None:
