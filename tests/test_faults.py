@@ -141,13 +141,14 @@ def test_a_celery_worker_killed_mid_job_is_taken_over_within_30_s(
 
 
 def test_jobs_accepted_while_the_broker_is_down_start_when_it_returns(
-    deployment: Deployment,
+    deployment: Deployment, big_csv: tuple[Path, int]
 ) -> None:
-    deployment.start_worker()
+    path, rows = big_csv
+    worker = deployment.start_worker()
     with httpx.Client(base_url=deployment.api.url, timeout=30) as client:
-        warm = post_small(client, 0)
-        wait_until(lambda: all_done(client, [warm]), timeout=30)
-        deployment.redis.stop()
+        running = upload(client, path)
+        wait_running(client, running)
+        deployment.redis.stop()  # while the worker holds the running job's message
         job_ids = [post_small(client, n) for n in range(1, 11)]
         time.sleep(2)  # the outage goes on for a while after the uploads
         assert not any(client.get(f"/jobs/{job_id}").json()["done"] for job_id in job_ids)
@@ -157,8 +158,12 @@ def test_jobs_accepted_while_the_broker_is_down_start_when_it_returns(
         took = time.monotonic() - returned
         for n, job_id in enumerate(job_ids, 1):
             assert_small_succeeded(client, job_id, n)
+        wait_until(lambda: all_done(client, [running]), timeout=30)
+        assert_succeeded_with_csv(client, running, rows)
     assert took < 10
-    assert all(worker.process and worker.process.poll() is None for worker in deployment.workers)
+    assert worker.process is not None and worker.process.poll() is None, "the worker died"
+    log = worker.log.read_text()
+    assert "Unrecoverable error" not in log
 
 
 def test_jobs_whose_messages_the_broker_lost_are_published_again(

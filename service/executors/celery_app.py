@@ -7,6 +7,7 @@ Celery needs its app object at import time; it is configured from the same
 from __future__ import annotations
 
 import functools
+import logging
 import signal
 from typing import Any
 
@@ -18,20 +19,52 @@ from service import worker
 from service.config import get_settings
 from service.executors.celery import RUN_JOB_TASK
 
+logger = logging.getLogger(__name__)
+
 # While the broker is away the worker tries to reach it again after 1 s, 2 s, 3 s, then every
 # RECONNECT_MAX_S (Celery's own pauses grow to 30 s, which would hold jobs back that long
 # after the broker's return).
 RECONNECT_MAX_S = 3.0
 
 
-class QuickReconnectConsumer(Consumer):  # type: ignore[misc]
-    """Celery's consumer, reconnecting to a lost broker within RECONNECT_MAX_S."""
+class SturdyConsumer(Consumer):  # type: ignore[misc]
+    """Celery's consumer, reconnecting to a lost broker within RECONNECT_MAX_S, and
+    surviving the loss of a Redis broker while it holds unacknowledged messages.
+
+    On a lost connection Celery 5.7 collects the old connection, which detaches kombu's
+    transport from it (`transport.client = None`), and then closes it. With kombu 5.7's
+    Redis transport, whatever later touches a channel of that connection fails with
+    AttributeError ('NoneType' object has no attribute 'hostname') instead of a connection
+    error: putting back the unacknowledged messages at the close, and the late
+    acknowledgement of a job that was running during the outage (`acks_late`). Celery
+    expects connection errors there; an AttributeError stops the worker ("Unrecoverable
+    error"). So the close is guarded and the old transport stays attached to its connection
+    details: those operations then fail as connection errors (logged, harmless: the
+    database decides who runs a job) or succeed against the broker once it is back.
+    """
 
     def ensure_connected(self, conn: Any) -> Any:
         conn.ensure_connection = functools.partial(
             conn.ensure_connection, interval_start=1, interval_step=1, interval_max=RECONNECT_MAX_S
         )
         return super().ensure_connected(conn)
+
+    def on_connection_error_after_connected(self, exc: Exception) -> None:
+        connection = self.connection
+        transport = connection.transport if connection is not None else None
+        if connection is not None:
+            close = connection.close
+
+            def close_detached() -> None:
+                try:
+                    close()
+                except AttributeError:
+                    logger.warning("unacknowledged messages not restored: the broker is gone")
+
+            connection.close = close_detached
+        super().on_connection_error_after_connected(exc)
+        if transport is not None and transport.client is None:
+            transport.client = connection
 
 
 app = Celery("ingest", broker=get_settings().broker_url)
@@ -48,7 +81,7 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     # Keep trying to reach a broker that went away, however long it stays away.
     broker_connection_max_retries=None,
-    worker_consumer=f"{__name__}:QuickReconnectConsumer",
+    worker_consumer=f"{__name__}:SturdyConsumer",
 )
 
 
