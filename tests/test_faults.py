@@ -22,6 +22,7 @@ import psutil
 import pytest
 from sqlalchemy import create_engine, text
 
+from service.executors.pool import POOL_PARENT_PID_ENV
 from tests.conftest import IN_CI, service_missing
 from tests.helpers import ndjson
 from tests.server import CeleryWorker, RedisServer, ServiceProcess, log_records
@@ -232,6 +233,21 @@ def test_a_group_sigterm_lets_a_running_job_finish_within_the_grace(
     try:
         with httpx.Client(base_url=server.url, timeout=60) as client:
             assert_succeeded_with_csv(client, job_id, rows)
+    finally:
+        server.stop()
+
+
+def test_the_api_itself_still_stops_on_sigterm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the forkserver ignores group signals, even when the API's own parent runs a pool
+    (as this test process does) and the API inherits its environment."""
+    monkeypatch.setenv(POOL_PARENT_PID_ENV, str(os.getpid()))
+    data = tmp_path / "data"
+    data.mkdir()
+    server = ServiceProcess(data).start()
+    try:
+        assert server.terminate(timeout=20) in {0, -15}
     finally:
         server.stop()
 

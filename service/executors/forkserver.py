@@ -6,20 +6,29 @@ would end it, and its workers with it (they die with their parent): the running 
 cut short whatever grace period the API grants them. So the forkserver ignores both, as the
 workers do, and leaves the decision to the API, which ends the pool when it stops.
 
-The API itself must keep its own handlers, so this acts only in a process whose parent put
-its own pid in `PARENT_PID_ENV` before starting the forkserver.
+The API itself must keep its own handlers: nothing in the API imports this module, and it
+acts only in the forkserver itself, a `python -c` process whose parent put its own pid in
+`POOL_PARENT_PID_ENV` before starting it.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
 
-PARENT_PID_ENV = "INGEST_POOL_PARENT_PID"
+from service.executors.pool import POOL_PARENT_PID_ENV
+
+
+def _in_forkserver() -> bool:
+    started_by_pool = os.environ.get(POOL_PARENT_PID_ENV) == str(os.getppid())
+    return (
+        started_by_pool and sys.argv[:1] == ["-c"] and "multiprocessing.forkserver" in sys.modules
+    )
 
 
 def ignore_group_signals_if_forkserver() -> None:
-    if os.environ.get(PARENT_PID_ENV) == str(os.getppid()):
+    if _in_forkserver():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
 

@@ -14,8 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from service import runner, worker
 from service.config import Settings
-from service.executors import forkserver
-from service.executors.pool import ProcessPool, WorkerDied
+from service.executors.pool import POOL_PARENT_PID_ENV, ProcessPool, WorkerDied
 
 logger = logging.getLogger(__name__)
 
@@ -23,8 +22,8 @@ logger = logging.getLogger(__name__)
 def _new_pool(size: int) -> ProcessPool:
     # forkserver: workers fork from a small clean process with the service preloaded,
     # never from this process with its threads and open sockets. The forkserver ignores
-    # group signals (see `service.executors.forkserver`); this process keeps its handlers.
-    os.environ[forkserver.PARENT_PID_ENV] = str(os.getpid())
+    # group signals (`service.executors.forkserver`, which this process must never import).
+    os.environ[POOL_PARENT_PID_ENV] = str(os.getpid())
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(
         ["service.executors.forkserver", "service.executors.pool", "service.worker"]

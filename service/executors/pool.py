@@ -19,6 +19,9 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
+# The pool's owner puts its pid here before the forkserver starts (see `forkserver.py`).
+POOL_PARENT_PID_ENV = "INGEST_POOL_PARENT_PID"
+
 
 class WorkerDied(Exception):
     """The worker process running the task exited before it answered."""
