@@ -113,8 +113,11 @@ async def recover(settings: Settings, sessions: runner.Sessions, executor: Execu
         logger.warning("worker lost; jobs queued again", extra={"job_ids": list(requeued)})
     queued = await runner.queued_jobs(sessions)
     settled = utcnow() - timedelta(seconds=settings.recovery_interval_s)
-    candidates = set(await runner.queued_jobs(sessions, older_than=settled)) | set(requeued)
-    missing = await executor.missing([job for job in queued if job in candidates], len(queued))
+    candidates = set(await runner.queued_jobs(sessions, older_than=settled)) - set(requeued)
+    # Jobs of dead workers have no message to wait for (Redis keeps it until its visibility
+    # timeout); the others are compared with what the executor holds.
+    others = [job_id for job_id in queued if job_id in candidates]
+    missing = [*requeued, *await executor.missing(others, len(queued) - len(requeued))]
     if not missing:
         return
     # Marking first means two API processes do not both publish the same jobs.
