@@ -281,6 +281,32 @@ def test_killing_one_pool_worker_charges_only_its_own_job(
     assert sorted(sqlite_attempts(data, job_ids).values()) == [1, 2]
 
 
+def test_a_job_that_kills_its_worker_five_times_fails_with_internal_error(
+    tmp_path: Path, big_csv: tuple[Path, int]
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    server = ServiceProcess(data, INGEST_MAX_CONCURRENT_JOBS="1").start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            job_id = upload(client, big_csv[0])
+            for attempt in range(1, 6):  # as a file that crashes the parser would
+                wait_until(
+                    lambda attempt=attempt: sqlite_attempts(data, [job_id])[job_id] == attempt
+                )
+                wait_until(lambda: len(pool_workers(server)) == 1)
+                pool_workers(server)[0].kill()
+            wait_until(lambda: client.get(f"/jobs/{job_id}").json()["done"])
+            job = client.get(f"/jobs/{job_id}").json()
+            assert job["status"] == "failed" and job["error"]["code"] == "internal_error", job
+            after = post_small(client, 3)
+            wait_until(lambda: all_done(client, [after]))
+            assert_small_succeeded(client, after, 3)
+    finally:
+        server.stop()
+    assert sqlite_attempts(data, [job_id]) == {job_id: 6}
+
+
 # --- a disk that fills up ---------------------------------------------------------------
 
 
