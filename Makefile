@@ -21,8 +21,15 @@ migrate: install
 serve: migrate
 	$(PY) -m service --host $(HOST) --port $(PORT)
 
+# A worker that stops on its own (killed, an unrecoverable error) is started again a second
+# later; one stopped on purpose (Ctrl-C, SIGTERM: a warm shutdown, exit status 0) is not.
+# On servers use the systemd units in deploy/systemd instead.
 worker: migrate
-	$(VENV)/bin/celery -A service.executors.celery_app worker --loglevel=INFO
+	@while :; do \
+	  $(VENV)/bin/celery -A service.executors.celery_app worker --loglevel=INFO && break; \
+	  echo "make worker: the worker exited with status $$?; starting it again" >&2; \
+	  sleep 1; \
+	done
 
 lint: install
 	$(PY) -m ruff check service tests migrations

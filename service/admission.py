@@ -45,15 +45,27 @@ class Admission:
                 f"The queue is full ({self._waiting} jobs waiting); try again later.",
                 headers={"Retry-After": str(RETRY_AFTER_BUSY_S)},
             )
-        if now - self._measured_at > REFRESH_S:
+        needed = self._settings.min_free_bytes + (declared_bytes or 0)
+        if now - self._measured_at > REFRESH_S or self._free < needed:
+            # The estimate only counts uploads down: a refusal is always measured afresh.
             self._free = await asyncio.to_thread(free_bytes, self._settings.data_dir)
             self._measured_at = now
-        if self._free - (declared_bytes or 0) < self._settings.min_free_bytes:
-            raise InsufficientStorage(
-                f"Not enough free disk space to accept the upload ({self._free} bytes free)."
-            )
+        if self._free < needed:
+            raise InsufficientStorage(_no_room(self._free, declared_bytes, self._settings))
 
     def accepted(self, size: int) -> None:
         """Count a job accepted since the last refresh."""
         self._waiting += 1
         self._free -= size
+
+    def queue_changed(self) -> None:
+        """Jobs left the queue in this process (cancelled, deleted): count afresh next time."""
+        self._counted_at = float("-inf")
+
+
+def _no_room(free: int, declared: int | None, settings: Settings) -> str:
+    upload = f" of {declared} bytes" if declared else ""
+    return (
+        f"Not enough free disk space to accept the upload{upload}: {free} bytes are free "
+        f"and {settings.min_free_bytes} must stay free."
+    )

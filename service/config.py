@@ -6,7 +6,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, ByteSize, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BeforeValidator,
+    ByteSize,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 GiB = 1024**3
@@ -68,6 +76,10 @@ class Settings(BaseSettings):
     max_columns: int = Field(default=10_000, ge=1)
     max_column_name_bytes: Bytes = Field(default=1024, ge=1)
     max_json_depth: int = Field(default=1000, ge=1, le=1000)
+    heartbeat_interval_s: float = Field(default=3.0, gt=0, le=60)
+    heartbeat_stale_s: float = Field(default=15.0, gt=0)
+    recovery_interval_s: float = Field(default=5.0, gt=0)
+    dispatch_retry_max_s: float = Field(default=2.0, gt=0)
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -75,6 +87,16 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _stale_after_beats(self) -> Settings:
+        if self.heartbeat_stale_s < 2 * self.heartbeat_interval_s:
+            raise ValueError(
+                f"{ENV_PREFIX}HEARTBEAT_STALE_S={self.heartbeat_stale_s:g} must be at least "
+                f"twice {ENV_PREFIX}HEARTBEAT_INTERVAL_S={self.heartbeat_interval_s:g}, "
+                "or a live worker could be taken for a dead one"
+            )
+        return self
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -99,11 +121,13 @@ def load_settings() -> Settings:
 def describe_errors(exc: ValidationError) -> str:
     lines = []
     for error in exc.errors():
-        field = str(error["loc"][0]) if error["loc"] else "?"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if not error["loc"]:  # a rule between settings: its message names them
+            lines.append(message)
+            continue
         value = error.get("input")
         shown = f"={value!r}" if isinstance(value, str | int | float) else ""
-        message = str(error["msg"]).removeprefix("Value error, ")
-        lines.append(f"{ENV_PREFIX}{field.upper()}{shown} is not valid: {message}")
+        lines.append(f"{ENV_PREFIX}{str(error['loc'][0]).upper()}{shown} is not valid: {message}")
     return "\n".join(lines)
 
 

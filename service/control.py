@@ -20,6 +20,8 @@ async def cancel(runtime: Runtime, job_id: str, owner: str) -> JobPublic:
         cancelled = await runner.cancel(session, job, retention)
         if not cancelled and job.status is not JobStatus.cancelled:
             raise Conflict(f"The job has already {job.status.value}; it cannot be cancelled.")
+    if cancelled:
+        runtime.admission.queue_changed()
     runtime.views.changed(job_id)
     return JobPublic.from_job(job)
 
@@ -31,5 +33,6 @@ async def delete(runtime: Runtime, job_id: str, owner: str) -> None:
         job = await jobs.find_job(session, job_id, owner)
         await runner.cancel(session, job, retention)
         await session.delete(job)
+    runtime.admission.queue_changed()
     runtime.views.changed(job_id)
     await remove_job_files(job_paths(runtime.settings.data_dir, job_id))

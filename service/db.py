@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -94,3 +96,28 @@ async def transaction(
         except BaseException:
             await session.rollback()
             raise
+
+
+# PostgreSQL's SQLSTATE for "disk full".
+PG_DISK_FULL = "53100"
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """The disk (or quota) is full: a file write got ENOSPC, or the database could not grow."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(exc, DBAPIError):
+        if getattr(exc.orig, "sqlstate", None) == PG_DISK_FULL:
+            return True
+        return "database or disk is full" in str(exc.orig)
+    return False
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A database error that may well pass if the same statement is tried again later:
+    a full disk, a lock held too long, a lost connection, a database restarting."""
+    if is_disk_full(exc):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError)

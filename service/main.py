@@ -61,21 +61,25 @@ async def run_service(config: Settings) -> AsyncIterator[Runtime]:
     await executor.start()
     if config.executor == "inprocess":
         pending = await runner.requeue_interrupted(sessions)
+        for job_id in pending:
+            await executor.submit(job_id)
     else:
-        pending = await runner.queued_jobs(sessions)
-    for job_id in pending:
-        await executor.submit(job_id)
+        pending = []  # the first recovery round publishes what the broker may not hold
     sweeper = asyncio.create_task(
-        maintenance.run_periodically(config, sessions, executor.submit), name="ingest-sweeper"
+        maintenance.run_periodically(config, sessions), name="ingest-sweeper"
+    )
+    recovery = asyncio.create_task(
+        maintenance.recover_periodically(config, sessions, executor), name="ingest-recovery"
     )
     logger.info("service started", extra={"executor": config.executor, "resumed": len(pending)})
     try:
         yield runtime
     finally:
         runtime.begin_shutdown()
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
+        for task in (sweeper, recovery):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await executor.stop(config.shutdown_grace_s)
         await engine.dispose()
         if single_machine:

@@ -1,4 +1,10 @@
-"""Periodic upkeep: expire old jobs, remove orphan files, requeue jobs whose worker vanished."""
+"""Periodic upkeep.
+
+- Recovery, every `recovery_interval_s`: running jobs whose worker stopped beating go back to
+  the queue, and queued jobs the executor may not hold (a lost message, a failed claim) are
+  handed to it again.
+- Retention, every `sweep_interval_s`: expired jobs and orphan files are removed.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,9 @@ import asyncio
 import logging
 import shutil
 import time
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlmodel import col, select
 
@@ -18,14 +24,14 @@ from service.db import transaction
 from service.models import FINISHED_STATUSES, Job, utcnow
 from service.storage import job_paths, remove_job_files
 
+if TYPE_CHECKING:
+    from service.executors import Executor
+
 logger = logging.getLogger(__name__)
 
 # Files younger than this may belong to an upload that is about to record its job.
 ORPHAN_MIN_AGE_S = 3600
 SWEEP_BATCH = 500
-# A job queued this long may have missed its executor (a broker that was down, a dispatch
-# that failed): it is submitted again. Claiming in the database makes repeats harmless.
-RESUBMIT_AFTER = timedelta(minutes=10)
 
 
 async def expire_jobs(settings: Settings, sessions: runner.Sessions) -> int:
@@ -96,37 +102,58 @@ async def remove_orphans(settings: Settings, sessions: runner.Sessions) -> int:
     return removed
 
 
-async def sweep(
-    settings: Settings, sessions: runner.Sessions, resubmit: Callable[[str], Awaitable[None]]
+async def recover(settings: Settings, sessions: runner.Sessions, executor: Executor) -> None:
+    """One round of recovery: requeue jobs whose worker died, re-dispatch jobs without one.
+
+    Only jobs handed over at least one recovery interval ago are candidates, so a job being
+    dispatched right now is left alone; claiming in the database makes any repeat harmless.
+    """
+    requeued = await runner.requeue_orphaned(sessions, settings)
+    if requeued:
+        logger.warning("worker lost; jobs queued again", extra={"job_ids": list(requeued)})
+    queued = await runner.queued_jobs(sessions)
+    settled = utcnow() - timedelta(seconds=settings.recovery_interval_s)
+    candidates = set(await runner.queued_jobs(sessions, older_than=settled)) - set(requeued)
+    # Jobs of dead workers have no message to wait for (Redis keeps it until its visibility
+    # timeout); the others are compared with what the executor holds.
+    others = [job_id for job_id in queued if job_id in candidates]
+    missing = [*requeued, *await executor.missing(others, len(queued) - len(requeued))]
+    if not missing:
+        return
+    # Marking first means two API processes do not both publish the same jobs.
+    marked = set(await runner.mark_dispatched(sessions, missing, older_than=settled))
+    resubmitted = [job_id for job_id in missing if job_id in marked]
+    for job_id in resubmitted:
+        await executor.submit(job_id)
+    if resubmitted:
+        logger.info("jobs dispatched again", extra={"count": len(resubmitted)})
+
+
+async def recover_periodically(
+    settings: Settings, sessions: runner.Sessions, executor: Executor
 ) -> None:
-    """One round of upkeep."""
+    """Recover every `recovery_interval_s` until cancelled; a failed round is logged."""
+    while True:
+        try:
+            await recover(settings, sessions, executor)
+        except Exception:
+            logger.exception("recovery round failed")
+        await asyncio.sleep(settings.recovery_interval_s)
+
+
+async def sweep(settings: Settings, sessions: runner.Sessions) -> None:
+    """One round of retention."""
     expired = await expire_jobs(settings, sessions)
     orphans = await remove_orphans(settings, sessions)
-    requeued = await runner.requeue_orphaned(sessions)
-    stranded = await runner.queued_jobs(sessions, older_than=utcnow() - RESUBMIT_AFTER)
-    for job_id in [*requeued, *stranded]:
-        await resubmit(job_id)
-    if stranded:
-        await runner.touch_queued(sessions, stranded)
-    if expired or orphans or requeued or stranded:
-        logger.info(
-            "sweep",
-            extra={
-                "expired_jobs": expired,
-                "orphan_files": orphans,
-                "requeued": len(requeued),
-                "resubmitted": len(stranded),
-            },
-        )
+    if expired or orphans:
+        logger.info("sweep", extra={"expired_jobs": expired, "orphan_files": orphans})
 
 
-async def run_periodically(
-    settings: Settings, sessions: runner.Sessions, resubmit: Callable[[str], Awaitable[None]]
-) -> None:
+async def run_periodically(settings: Settings, sessions: runner.Sessions) -> None:
     """Sweep every `sweep_interval_s` until cancelled; a failed round is logged, not fatal."""
     while True:
         try:
-            await sweep(settings, sessions, resubmit)
+            await sweep(settings, sessions)
         except Exception:
             logger.exception("sweep failed")
         await asyncio.sleep(settings.sweep_interval_s)

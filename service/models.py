@@ -83,6 +83,11 @@ class Job(JobBase, table=True):
     )
     started_at: datetime | None = _timestamp()
     finished_at: datetime | None = _timestamp()
+    # Written by the worker running the job at a fixed interval, apart from progress, so a
+    # heartbeat neither changes the ETag nor wakes watchers; a stale one marks a dead worker.
+    heartbeat_at: datetime | None = _timestamp()
+    # When the job was last handed to the broker again (null: only when it was accepted).
+    dispatched_at: datetime | None = _timestamp()
     format: str | None = Field(default=None, max_length=16)
     phase: str | None = Field(default=None, max_length=16)
     bytes_done: int = Field(default=0, sa_type=BigInteger)

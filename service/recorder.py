@@ -11,9 +11,24 @@ from collections.abc import Sequence
 
 from sqlalchemy.exc import IntegrityError
 
-from service.db import transaction
+from service.db import is_disk_full, is_transient, transaction
+from service.errors import InsufficientStorage, ServiceUnavailable
 from service.models import Job
 from service.runner import Sessions
+
+RETRY_AFTER_S = 5
+
+
+def _refusal(exc: Exception) -> Exception:
+    """What the client is told when its job could not be recorded (nothing was)."""
+    if is_disk_full(exc):
+        return InsufficientStorage("The disk is full: the upload could not be recorded.")
+    if is_transient(exc):
+        return ServiceUnavailable(
+            "The database is unavailable; try again later.",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+    return exc
 
 
 class JobRecorder:
@@ -23,7 +38,8 @@ class JobRecorder:
         self._committing: asyncio.Task[None] | None = None
 
     async def record(self, job: Job) -> None:
-        """Return once `job` is committed; raises IntegrityError if its row conflicts.
+        """Return once `job` is committed; raises IntegrityError if its row conflicts,
+        InsufficientStorage if the disk is full, ServiceUnavailable if the database is.
 
         If the caller is cancelled, the job is still committed: its upload is already stored.
         """
@@ -46,7 +62,7 @@ class JobRecorder:
             except Exception as exc:
                 for _, done in batch:
                     if not done.done():
-                        done.set_exception(exc)
+                        done.set_exception(_refusal(exc))
                 continue
             for _, done in batch:
                 if not done.done():
@@ -59,9 +75,13 @@ class JobRecorder:
     async def _commit_one(self, job: Job, done: asyncio.Future[None]) -> None:
         try:
             await self._commit([job])
-        except Exception as exc:
+        except IntegrityError as exc:
             if not done.done():
                 done.set_exception(exc)
+            return
+        except Exception as exc:
+            if not done.done():
+                done.set_exception(_refusal(exc))
             return
         if not done.done():
             done.set_result(None)

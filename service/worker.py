@@ -49,10 +49,12 @@ def _state_for(settings: Settings) -> _WorkerState:
     return state
 
 
-def run_job(job_id: str, settings: Settings) -> None:
-    """Run one job to completion in this process (blocking)."""
+def run_job(job_id: str, settings: Settings, *, wait_for_owner: bool = False) -> None:
+    """Run one job to completion in this process (blocking); see `runner.execute`."""
     state = _state_for(settings)
-    state.loop.run_until_complete(runner.execute(job_id, settings, state.sessions))
+    state.loop.run_until_complete(
+        runner.execute(job_id, settings, state.sessions, wait_for_owner=wait_for_owner)
+    )
 
 
 def init_pool_process() -> None:
@@ -92,7 +94,3 @@ def _die_with_parent() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() == 1:  # the parent died before prctl took effect
         os._exit(1)
-
-
-def warm_up() -> None:
-    """Nothing: calling it makes the pool start this process ahead of the first job."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,7 +25,10 @@ def free_port() -> int:
 class ServiceProcess:
     """`python -m service` (uvicorn) in a subprocess, with its own data dir."""
 
-    def __init__(self, data_dir: Path, **env: str) -> None:
+    def __init__(self, data_dir: Path, *, own_group: bool = False, **env: str) -> None:
+        """`own_group`: start it in a process group of its own, as a service manager or a
+        terminal does, so that signals can be sent to the whole group."""
+        self.own_group = own_group
         self.data_dir = data_dir
         self.database_url = env.get(
             "INGEST_DATABASE_URL", f"sqlite:///{(data_dir / 'ingest.db').resolve()}"
@@ -53,6 +57,7 @@ class ServiceProcess:
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=self.own_group,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -96,12 +101,19 @@ class ServiceProcess:
 
 
 class CeleryWorker:
-    """`celery -A service.executors.celery_app worker`, as `make worker` runs it."""
+    """`celery -A service.executors.celery_app worker`, as `make worker` runs it, in a
+    process group of its own (as a service manager starts it)."""
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.env = {**os.environ, **env}
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
+
+    def kill_group(self) -> None:
+        """kill -9 the worker and its pool processes at once."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
 
     def start(self) -> CeleryWorker:
         with open(self.log, "ab") as log:
@@ -122,6 +134,7 @@ class CeleryWorker:
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         return self
 
@@ -131,8 +144,54 @@ class CeleryWorker:
             try:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+                pass
+        if self.process is not None:
+            try:  # whatever is left of its pool
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.process.wait()
+
+
+class RedisServer:
+    """A `redis-server` of the test's own on a free port, without persistence: stopping it
+    loses every message, as a Redis without persistence does when it restarts."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.port = free_port()
+        self.log_dir = log_dir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @staticmethod
+    def available() -> bool:
+        return shutil.which("redis-server") is not None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+        command += ["--save", "", "--appendonly", "no", "--dir", str(self.log_dir)]
+        with open(self.log_dir / f"redis-{self.port}.log", "ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        """Stop the server (by its PID): whatever it held is gone."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
 
 
 def log_records(log: Path) -> list[dict[str, object]]:

@@ -226,7 +226,7 @@ async def _queued_job_nobody_runs(app: FastAPI, updated_minutes_ago: float = 0) 
     job_paths(runtime.settings.data_dir, job_id).upload.write_bytes(CSV)
     upload = Upload("s.csv", "text/csv", None, UploadOptions(), StoredFile(len(CSV), "0" * 64))
     job = new_job(job_id=job_id, owner="", upload=upload, retention=timedelta(hours=1))
-    job.updated_at = job.updated_at - timedelta(minutes=updated_minutes_ago)
+    job.created_at = job.updated_at = job.updated_at - timedelta(minutes=updated_minutes_ago)
     async with transaction(runtime.sessions) as session:
         session.add(job)
     return job_id
@@ -254,13 +254,13 @@ async def test_events_end_with_deleted_when_the_job_is_deleted(
     assert events == ["progress", "deleted"]
 
 
-async def test_the_sweep_resubmits_jobs_stranded_in_the_queue(
+async def test_recovery_resubmits_jobs_stranded_in_the_queue(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
     runtime = app.state.runtime
     stranded = await _queued_job_nobody_runs(app, updated_minutes_ago=30)
     recent = await _queued_job_nobody_runs(app)
-    await maintenance.sweep(runtime.settings, runtime.sessions, runtime.executor.submit)
+    await maintenance.recover(runtime.settings, runtime.sessions, runtime.executor)
     assert (await wait_for_job(client, stranded))["status"] == "succeeded"
     assert (await client.get(f"/jobs/{recent}")).json()["status"] == "queued"
 

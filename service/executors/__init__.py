@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from service.config import Settings
@@ -14,7 +14,14 @@ class Executor(Protocol):
 
     async def start(self) -> None: ...
 
-    async def submit(self, job_id: str) -> None: ...
+    async def submit(self, job_id: str) -> None:
+        """Hand the job over; never fails: what cannot be handed over now is kept and retried."""
+        ...
+
+    async def missing(self, queued: Sequence[str], total: int) -> Sequence[str]:
+        """Of `queued` (jobs longest since their dispatch first, out of `total` queued jobs),
+        those this executor may not hold: they are to be submitted again."""
+        ...
 
     def pause(self) -> None:
         """Start no more jobs (shutdown has begun)."""

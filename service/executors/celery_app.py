@@ -6,11 +6,66 @@ Celery needs its app object at import time; it is configured from the same
 
 from __future__ import annotations
 
+import functools
+import logging
+import signal
+from typing import Any
+
 from celery import Celery
+from celery.signals import worker_process_init
+from celery.worker.consumer import Consumer
 
 from service import worker
 from service.config import get_settings
 from service.executors.celery import RUN_JOB_TASK
+
+logger = logging.getLogger(__name__)
+
+# While the broker is away the worker tries to reach it again after 1 s, 2 s, 3 s, then every
+# RECONNECT_MAX_S (Celery's own pauses grow to 30 s, which would hold jobs back that long
+# after the broker's return).
+RECONNECT_MAX_S = 3.0
+
+
+class SturdyConsumer(Consumer):  # type: ignore[misc]
+    """Celery's consumer, reconnecting to a lost broker within RECONNECT_MAX_S, and
+    surviving the loss of a Redis broker while it holds unacknowledged messages.
+
+    On a lost connection Celery 5.7 collects the old connection, which detaches kombu's
+    transport from it (`transport.client = None`), and then closes it. With kombu 5.7's
+    Redis transport, whatever later touches a channel of that connection fails with
+    AttributeError ('NoneType' object has no attribute 'hostname') instead of a connection
+    error: putting back the unacknowledged messages at the close, and the late
+    acknowledgement of a job that was running during the outage (`acks_late`). Celery
+    expects connection errors there; an AttributeError stops the worker ("Unrecoverable
+    error"). So the close is guarded and the old transport stays attached to its connection
+    details: those operations then fail as connection errors (logged, harmless: the
+    database decides who runs a job) or succeed against the broker once it is back.
+    """
+
+    def ensure_connected(self, conn: Any) -> Any:
+        conn.ensure_connection = functools.partial(
+            conn.ensure_connection, interval_start=1, interval_step=1, interval_max=RECONNECT_MAX_S
+        )
+        return super().ensure_connected(conn)
+
+    def on_connection_error_after_connected(self, exc: Exception) -> None:
+        connection = self.connection
+        transport = connection.transport if connection is not None else None
+        if connection is not None:
+            close = connection.close
+
+            def close_detached() -> None:
+                try:
+                    close()
+                except AttributeError:
+                    logger.warning("unacknowledged messages not restored: the broker is gone")
+
+            connection.close = close_detached
+        super().on_connection_error_after_connected(exc)
+        if transport is not None and transport.client is None:
+            transport.client = connection
+
 
 app = Celery("ingest", broker=get_settings().broker_url)
 app.conf.update(
@@ -24,9 +79,22 @@ app.conf.update(
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
     broker_connection_retry_on_startup=True,
+    # Keep trying to reach a broker that went away, however long it stays away.
+    broker_connection_max_retries=None,
+    worker_consumer=f"{__name__}:SturdyConsumer",
 )
+
+
+@worker_process_init.connect  # type: ignore[untyped-decorator]
+def _leave_group_signals_to_the_worker(**_: Any) -> None:
+    """A pool process ignores SIGTERM sent to the whole process group (systemd, a terminal):
+    the worker's main process decides, and its warm shutdown lets running jobs finish.
+    Celery resets SIGTERM to its default in pool processes, which would kill them mid-job."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 @app.task(name=RUN_JOB_TASK)  # type: ignore[untyped-decorator]
 def run_job(job_id: str) -> None:
-    worker.run_job(job_id, get_settings())
+    # The message may come back while the job's worker still runs (RabbitMQ redelivers a
+    # dead consumer's messages at once): the job's heartbeat decides who runs it.
+    worker.run_job(job_id, get_settings(), wait_for_owner=True)

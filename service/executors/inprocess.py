@@ -9,24 +9,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
-from collections.abc import Awaitable, Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+import os
+from collections.abc import Awaitable, Callable, Sequence
 
 from service import runner, worker
 from service.config import Settings
+from service.executors.pool import POOL_PARENT_PID_ENV, ProcessPool, WorkerDied
 
 logger = logging.getLogger(__name__)
 
 
-def _new_pool(size: int) -> ProcessPoolExecutor:
+def _new_pool(size: int) -> ProcessPool:
     # forkserver: workers fork from a small clean process with the service preloaded,
-    # never from this process with its threads and open sockets.
+    # never from this process with its threads and open sockets. The forkserver ignores
+    # group signals (`service.executors.forkserver`, which this process must never import).
+    os.environ[POOL_PARENT_PID_ENV] = str(os.getpid())
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["service.worker"])
-    return ProcessPoolExecutor(
-        max_workers=size, mp_context=context, initializer=worker.init_pool_process
+    context.set_forkserver_preload(
+        ["service.executors.forkserver", "service.executors.pool", "service.worker"]
     )
+    return ProcessPool(size, context, worker.init_pool_process)
 
 
 class InProcessExecutor:
@@ -41,38 +43,35 @@ class InProcessExecutor:
         self._on_done = on_done
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._waiting: set[str] = set()
+        self._running: set[str] = set()
         self._consumers: list[asyncio.Task[None]] = []
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool: ProcessPool | None = None
         self._busy: set[asyncio.Task[None]] = set()
-        self._warm_up: list[asyncio.Future[None]] = []
         self._paused = False
 
     async def start(self) -> None:
-        # Start the worker processes now, so the first job does not wait for them.
-        pool = self._ensure_pool()
-        loop = asyncio.get_running_loop()
-        self._warm_up = [
-            loop.run_in_executor(pool, worker.warm_up)
-            for _ in range(self._settings.max_concurrent_jobs)
-        ]
+        # The worker processes start now, so the first job does not wait for them.
+        self._pool = _new_pool(self._settings.max_concurrent_jobs)
+        await self._pool.start()
         self._consumers = [
             asyncio.create_task(self._consume(), name=f"ingest-consumer-{n}")
             for n in range(self._settings.max_concurrent_jobs)
         ]
 
     async def submit(self, job_id: str) -> None:
-        """Queue a job here unless it already waits here (the sweeper resubmits stragglers)."""
-        if job_id not in self._waiting:
+        """Queue a job here unless it already waits or runs here."""
+        if job_id not in self._waiting and job_id not in self._running:
             self._waiting.add(job_id)
             self._queue.put_nowait(job_id)
 
+    async def missing(self, queued: Sequence[str], total: int) -> Sequence[str]:
+        """Queued jobs this process neither waits on nor runs (a claim that failed for want
+        of disk space, a job queued again by the recovery sweep)."""
+        held = self._waiting | self._running
+        return [job_id for job_id in queued if job_id not in held]
+
     async def ready(self) -> bool:
         return bool(self._consumers) and not any(task.done() for task in self._consumers)
-
-    def _ensure_pool(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            self._pool = _new_pool(self._settings.max_concurrent_jobs)
-        return self._pool
 
     async def _consume(self) -> None:
         me = asyncio.current_task()
@@ -80,6 +79,7 @@ class InProcessExecutor:
         while not self._paused:
             job_id = await self._queue.get()
             self._waiting.discard(job_id)
+            self._running.add(job_id)
             self._busy.add(me)
             try:
                 await self._run(job_id)
@@ -87,18 +87,22 @@ class InProcessExecutor:
                 logger.exception("job dispatch failed", extra={"job_id": job_id})
             finally:
                 self._busy.discard(me)
+                self._running.discard(job_id)
 
     async def _run(self, job_id: str) -> None:
-        loop = asyncio.get_running_loop()
-        pool = self._ensure_pool()
+        assert self._pool is not None
         try:
-            await loop.run_in_executor(pool, worker.run_job, job_id, self._settings)
-        except BrokenProcessPool:
-            logger.error("worker process died; the job is queued again", extra={"job_id": job_id})
-            if self._pool is pool:
-                self._pool = None
-                await asyncio.to_thread(pool.shutdown, wait=False, cancel_futures=True)
+            await self._pool.run(worker.run_job, job_id, self._settings)
+        except WorkerDied as died:
+            if self._paused:
+                return  # stopped at shutdown: the job resumes at the next start
+            # Only this job is charged (its claim counted an attempt); the others go on.
+            logger.error(
+                "worker process died; the job is queued again",
+                extra={"job_id": job_id, "reason": str(died)},
+            )
             await runner.release(self._sessions, job_id)
+            self._running.discard(job_id)
             await self.submit(job_id)
             return
         await self._on_done(job_id)
@@ -118,15 +122,13 @@ class InProcessExecutor:
         self.pause()
         if self._busy:
             await asyncio.wait(set(self._busy), timeout=grace_s)
-        for task in self._consumers:
-            task.cancel()
-        await asyncio.gather(*self._consumers, *self._warm_up, return_exceptions=True)
-        self._consumers = []
         pool, self._pool = self._pool, None
         if pool is not None:
-            # Workers ignore SIGTERM (it belongs to the API), so the ones still parsing are
-            # killed; their jobs resume at the next start. The pool offers no public handle
-            # on its processes.
-            for process in list((pool._processes or {}).values()):
-                process.kill()
-            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+            # Workers ignore SIGTERM (it belongs to the API): those still parsing are killed.
+            pool.kill()
+        for task in self._consumers:
+            task.cancel()
+        await asyncio.gather(*self._consumers, return_exceptions=True)
+        self._consumers = []
+        if pool is not None:
+            await pool.close()
