@@ -67,6 +67,16 @@ def test_a_bad_setting_is_named_with_its_value_and_what_is_allowed(
         timeout=60,
     )
     assert_one_line_error(migrate, variable, repr(value))
+    worker = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "service.executors.celery_app", "worker"],
+        cwd=ROOT,
+        env={**os.environ, "INGEST_DATA_DIR": str(tmp_path / "data"), variable: value},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert worker.returncode == 2  # `make worker` does not start it again
+    assert_one_line_error(worker, variable, repr(value))
 
 
 def test_sizes_may_carry_units(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import signal
+import sys
 from typing import Any
 
 from celery import Celery
@@ -16,7 +17,7 @@ from celery.signals import worker_process_init
 from celery.worker.consumer import Consumer
 
 from service import worker
-from service.config import get_settings
+from service.config import ConfigError, Settings, get_settings
 from service.executors.celery import RUN_JOB_TASK
 
 logger = logging.getLogger(__name__)
@@ -67,9 +68,19 @@ class SturdyConsumer(Consumer):  # type: ignore[misc]
             transport.client = connection
 
 
-app = Celery("ingest", broker=get_settings().broker_url)
+def _settings() -> Settings:
+    """The INGEST_* settings, or one line naming the bad one and exit status 2 (which
+    `make worker` does not retry)."""
+    try:
+        return get_settings()
+    except ConfigError as exc:
+        print(f"ingest: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+app = Celery("ingest", broker=_settings().broker_url)
 app.conf.update(
-    task_default_queue=get_settings().celery_queue,
+    task_default_queue=_settings().celery_queue,
     task_serializer="json",
     accept_content=["json"],
     task_ignore_result=True,
