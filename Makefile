@@ -26,7 +26,7 @@ serve: migrate
 # On servers use the systemd units in deploy/systemd instead.
 worker: migrate
 	@while :; do \
-	  $(VENV)/bin/celery -A service.executors.celery_app worker --loglevel=INFO; status=$$?; \
+	  $(VENV)/bin/celery -A service.runner.executors.celery_app worker --loglevel=INFO; status=$$?; \
 	  if [ $$status -eq 0 ] || [ $$status -eq 2 ]; then exit $$status; fi; \
 	  echo "make worker: the worker exited with status $$status; starting it again" >&2; \
 	  sleep 1; \

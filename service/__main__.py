@@ -9,12 +9,11 @@ from types import FrameType
 
 import uvicorn
 
+from service.api.protocol import protocol_with_limits
 from service.config import ConfigError, Settings, get_settings
-from service.http_protocol import protocol_with_limits
-from service.instance_lock import DataDirInUse, lock_data_dir
 from service.logs import configure_logging
 from service.runtime import Runtime
-from service.schema import NotMigrated, check_migrated
+from service.startup import DataDirInUse, NotMigrated, check_migrated, lock_data_dir
 
 # Open long-polls and event streams are cut after this long at shutdown, so a SIGTERM
 # never waits on a client that follows a slow job.

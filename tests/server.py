@@ -101,7 +101,7 @@ class ServiceProcess:
 
 
 class CeleryWorker:
-    """`celery -A service.executors.celery_app worker`, as `make worker` runs it, in a
+    """`celery -A service.runner.executors.celery_app worker`, as `make worker` runs it, in a
     process group of its own (as a service manager starts it)."""
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
@@ -123,7 +123,7 @@ class CeleryWorker:
                     "-m",
                     "celery",
                     "-A",
-                    "service.executors.celery_app",
+                    "service.runner.executors.celery_app",
                     "worker",
                     "--concurrency=2",
                     "--loglevel=INFO",

@@ -22,7 +22,7 @@ import psutil
 import pytest
 from sqlalchemy import create_engine, text
 
-from service.executors.pool import POOL_PARENT_PID_ENV
+from service.runner.executors.pool import POOL_PARENT_PID_ENV
 from tests.conftest import IN_CI, service_missing
 from tests.helpers import ndjson
 from tests.server import CeleryWorker, RedisServer, ServiceProcess, log_records

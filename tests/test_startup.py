@@ -68,7 +68,7 @@ def test_a_bad_setting_is_named_with_its_value_and_what_is_allowed(
     )
     assert_one_line_error(migrate, variable, repr(value))
     worker = subprocess.run(
-        [sys.executable, "-m", "celery", "-A", "service.executors.celery_app", "worker"],
+        [sys.executable, "-m", "celery", "-A", "service.runner.executors.celery_app", "worker"],
         cwd=ROOT,
         env={**os.environ, "INGEST_DATA_DIR": str(tmp_path / "data"), variable: value},
         capture_output=True,

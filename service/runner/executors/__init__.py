@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from service.config import Settings
-from service.runner import Sessions
+from service.db import SessionFactory
 
 
 class Executor(Protocol):
@@ -36,12 +36,12 @@ class Executor(Protocol):
 JobDone = Callable[[str], Awaitable[None]]
 
 
-def create_executor(settings: Settings, sessions: Sessions, on_done: JobDone) -> Executor:
+def create_executor(settings: Settings, sessions: SessionFactory, on_done: JobDone) -> Executor:
     """The executor that `INGEST_EXECUTOR` names; `on_done` hears of jobs run locally."""
     if settings.executor == "celery":
-        from service.executors.celery import CeleryExecutor
+        from service.runner.executors.celery import CeleryExecutor
 
         return CeleryExecutor(settings)
-    from service.executors.inprocess import InProcessExecutor
+    from service.runner.executors.inprocess import InProcessExecutor
 
     return InProcessExecutor(settings, sessions, on_done)
