@@ -12,15 +12,16 @@ from fastapi import FastAPI
 
 from service.api import docs, events, health
 from service.api import jobs as job_routes
+from service.api.access_log import RequestLogMiddleware
+from service.api.problems import install_error_handlers
 from service.api.slashes import TrailingSlashes
 from service.config import Settings, get_settings
-from service.db import create_engine, session_factory
-from service.errors import install_error_handlers
+from service.db import SessionFactory, create_engine, session_factory
 from service.jobs.views import JobViews
-from service.logs import RequestLogMiddleware, configure_logging
+from service.logs import configure_logging
 from service.metrics import Metrics
 from service.runner import lifecycle, sweeper
-from service.runner.executors import create_executor
+from service.runner.executors import Executor, JobDone
 from service.runtime import Runtime
 from service.startup import lock_data_dir, unlock_data_dir
 from service.storage import make_data_dirs
@@ -28,6 +29,17 @@ from service.upload.admission import Admission
 from service.upload.recorder import JobRecorder
 
 logger = logging.getLogger(__name__)
+
+
+def create_executor(settings: Settings, sessions: SessionFactory, on_done: JobDone) -> Executor:
+    """The executor that `INGEST_EXECUTOR` names; `on_done` hears of jobs run locally."""
+    if settings.executor == "celery":
+        from service.runner.executors.celery import CeleryExecutor
+
+        return CeleryExecutor(settings)
+    from service.runner.executors.inprocess import InProcessExecutor
+
+    return InProcessExecutor(settings, sessions, on_done)
 
 
 @asynccontextmanager

@@ -1,5 +1,5 @@
-"""Start-up checks, made before the service touches anything: one instance per data dir,
-and a database at the schema this code expects.
+"""Start-up checks, made before the service touches anything: the libraries the settings
+call for, one instance per data dir, and a database at the schema this code expects.
 
 One single-machine instance per data dir: the single-machine deployment re-queues every
 `running` job at start-up, which is only safe if no other process is running them. The lock
@@ -11,13 +11,15 @@ stops before touching anything.
 from __future__ import annotations
 
 import fcntl
+import importlib.util
 import os
 from pathlib import Path
 
 from sqlalchemy import create_engine, pool
 from sqlalchemy.exc import SQLAlchemyError
 
-from service.db import sync_url
+from service.config import Settings
+from service.db import is_sqlite, sync_url
 
 LOCK_FILE = "ingest.lock"
 
@@ -88,4 +90,25 @@ def check_migrated(database_url: str) -> None:
         raise NotMigrated(
             f"the database is not migrated (it is at {state}; this code needs "
             f"{', '.join(sorted(expected))}): run `make migrate`"
+        )
+
+
+class MissingDependency(Exception):
+    """The settings ask for the scale-out deployment, whose libraries are not installed."""
+
+
+def check_dependencies(settings: Settings) -> None:
+    """Raise MissingDependency, saying how to install them, unless the libraries that the
+    executor and the database need are there."""
+    needed = []
+    if settings.executor == "celery":
+        needed.append("celery")
+    if not is_sqlite(settings.sqlalchemy_url):
+        needed.append("psycopg")
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if missing:
+        raise MissingDependency(
+            f"{' and '.join(missing)} not installed: the scale-out deployment needs them "
+            "(`make serve` installs them when INGEST_EXECUTOR=celery or INGEST_DATABASE_URL "
+            "is PostgreSQL; or pip install -e '.[scaleout]')"
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -11,7 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.config import ConfigError, load_settings
+from service.config import ConfigError, Settings, load_settings
+from service.startup import MissingDependency, check_dependencies
 from tests.conftest import ROOT
 from tests.server import ServiceProcess, free_port
 from tests.test_server_process import write_csv
@@ -121,3 +123,17 @@ def test_a_second_instance_on_the_same_data_dir_leaves_the_first_alone(tmp_path:
             assert done["started_at"] == job["started_at"]
     finally:
         first.stop()
+
+
+def test_the_scale_out_deployment_without_its_libraries_is_explained(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = Settings(executor="celery", database_url="postgresql+psycopg://db/ingest")
+    installed = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *rest: None if name in ("celery", "psycopg") else installed(name, *rest),
+    )
+    with pytest.raises(MissingDependency, match=r"celery and psycopg not installed.*scaleout"):
+        check_dependencies(settings)

@@ -85,7 +85,7 @@ class _Guess:
     render: bool
 
 
-async def scan(
+async def scan(  # noqa: C901 - one read-frame-dispatch loop; its branches are the framing cases, kept together so the order of blocks is visible
     text: TextSource,
     buffer: bytes,
     layout: Layout,

@@ -38,7 +38,7 @@ class _Output:
     schema: pa.Schema | None = None  # what Arrow may read the next blocks against
 
 
-async def parse_json_records(
+async def parse_json_records(  # noqa: C901 - one read-frame-dispatch loop for JSON lines and arrays, as in csv_scan.scan
     text: TextSource,
     *,
     format: str,
