@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from service.config import Settings
 from service.runner import sweeper
 from service.storage import job_paths
-from tests.conftest import app_client, running_app, settings_with
+from tests.apps import app_client, running_app, settings_with
 from tests.helpers import assert_problem, wait_for_job
 from tests.rows import add_queued_jobs, queued_job
 

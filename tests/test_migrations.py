@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, inspect, text
 from service.config import Settings
 from service.db import sync_url
 from service.models import SQLModel
-from tests.conftest import migrate
+from tests.apps import migrate
 
 
 def schema_differences(url: str) -> list[object]:

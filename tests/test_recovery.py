@@ -21,7 +21,7 @@ from service.db import SessionFactory, create_engine, session_factory, transacti
 from service.models import Job, JobStatus, utcnow
 from service.runner import lifecycle
 from service.runner.execute import execute
-from tests.conftest import running_app, settings_with
+from tests.apps import running_app, settings_with
 from tests.helpers import assert_problem, wait_for_job
 from tests.rows import add_queued_jobs, queued_job
 
