@@ -24,7 +24,9 @@ from tests.rows import add_queued_jobs, queued_job
 CSV = b"id,name\n1,ada\n2,grace\n"
 
 
-async def _submit(client: httpx.AsyncClient, body: bytes = CSV, **headers: str) -> httpx.Response:
+async def _submit(
+    client: httpx.AsyncClient, body: bytes = CSV, /, **headers: str
+) -> httpx.Response:
     return await client.post(
         "/jobs?filename=t.csv", content=body, headers={"Content-Type": "text/csv", **headers}
     )
