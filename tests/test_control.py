@@ -17,14 +17,16 @@ from fastapi import FastAPI
 from service.config import Settings
 from service.runner import sweeper
 from service.storage import job_paths
-from tests.conftest import app_client, running_app, settings_with
+from tests.apps import app_client, running_app, settings_with
 from tests.helpers import assert_problem, wait_for_job
 from tests.rows import add_queued_jobs, queued_job
 
 CSV = b"id,name\n1,ada\n2,grace\n"
 
 
-async def _submit(client: httpx.AsyncClient, body: bytes = CSV, **headers: str) -> httpx.Response:
+async def _submit(
+    client: httpx.AsyncClient, body: bytes = CSV, /, **headers: str
+) -> httpx.Response:
     return await client.post(
         "/jobs?filename=t.csv", content=body, headers={"Content-Type": "text/csv", **headers}
     )

@@ -21,7 +21,7 @@ from service.db import SessionFactory, create_engine, session_factory, transacti
 from service.models import Job, JobStatus, utcnow
 from service.runner import lifecycle
 from service.runner.execute import execute
-from tests.conftest import running_app, settings_with
+from tests.apps import running_app, settings_with
 from tests.helpers import assert_problem, wait_for_job
 from tests.rows import add_queued_jobs, queued_job
 
@@ -134,9 +134,7 @@ async def test_a_heartbeat_does_not_change_the_job_resource(
     after = await job_row(sessions, job_id)
     assert after.updated_at == before and after.heartbeat_at is not None
     async with transaction(sessions) as session:  # the job was claimed again meanwhile
-        await session.exec(
-            update(Job).where(col(Job.id) == job_id).values(attempts=attempt + 1)  # type: ignore[call-overload]
-        )
+        await session.exec(update(Job).where(col(Job.id) == job_id).values(attempts=attempt + 1))
     assert not await lifecycle.beat(sessions, job_id, attempt)
 
 
@@ -148,9 +146,7 @@ async def test_the_recovery_round_requeues_a_job_whose_worker_stopped_beating(
     assert await lifecycle.requeue_orphaned(sessions, quick) == []
     async with transaction(sessions) as session:
         stale = utcnow() - timedelta(seconds=quick.heartbeat_stale_s + 1)
-        await session.exec(
-            update(Job).where(col(Job.id) == job_id).values(heartbeat_at=stale)  # type: ignore[call-overload]
-        )
+        await session.exec(update(Job).where(col(Job.id) == job_id).values(heartbeat_at=stale))
     assert await lifecycle.requeue_orphaned(sessions, quick) == [job_id]
     assert (await job_row(sessions, job_id)).status is JobStatus.queued
 
