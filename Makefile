@@ -5,15 +5,28 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: install serve worker migrate test lint typecheck all bench bench-quick clean
+# Every command installs exact versions, with their hashes, from a lock file in requirements/
+# (made by `make lock` from pyproject.toml): serve.txt for one machine, scaleout.txt adds
+# Celery and PostgreSQL, test.txt adds the test, lint and benchmark tools.
+SERVE_SET := serve
+ifeq ($(INGEST_EXECUTOR),celery)
+SERVE_SET := scaleout
+endif
+ifneq ($(filter postgresql%,$(INGEST_DATABASE_URL)),)
+SERVE_SET := scaleout
+endif
 
-$(VENV)/.installed: pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,bench]'
+.PHONY: install serve worker migrate test test-fast lint format typecheck all bench bench-quick lock clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed-%: requirements/%.txt pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --require-hashes -r $<
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed-$(SERVE_SET)
 
 migrate: install
 	$(PY) -m alembic upgrade head
@@ -21,34 +34,53 @@ migrate: install
 serve: migrate
 	$(PY) -m service --host $(HOST) --port $(PORT)
 
-# A worker that stops on its own (killed, an unrecoverable error) is started again a second
-# later; one stopped on purpose (Ctrl-C, SIGTERM: a warm shutdown, exit status 0) is not.
-# On servers use the systemd units in deploy/systemd instead.
-worker: migrate
+# A worker that exits on its own (a crash, a lost broker it could not survive) is started
+# again; Ctrl-C, or a bad setting (status 2), ends the loop.
+worker: $(VENV)/.installed-scaleout
+	$(PY) -m alembic upgrade head
 	@while :; do \
-	  $(VENV)/bin/celery -A service.executors.celery_app worker --loglevel=INFO; status=$$?; \
+	  $(VENV)/bin/celery -A service.runner.executors.celery_app worker --loglevel=INFO; status=$$?; \
 	  if [ $$status -eq 0 ] || [ $$status -eq 2 ]; then exit $$status; fi; \
 	  echo "make worker: the worker exited with status $$status; starting it again" >&2; \
 	  sleep 1; \
 	done
 
-lint: install
+lint: $(VENV)/.installed-test
 	$(PY) -m ruff check service tests migrations
 	$(PY) -m ruff format --check service tests migrations
+	$(VENV)/bin/lint-imports --no-cache
 
-typecheck: install
+format: $(VENV)/.installed-test
+	$(PY) -m ruff check --fix service tests migrations
+	$(PY) -m ruff format service tests migrations
+
+typecheck: $(VENV)/.installed-test
 	$(PY) -m mypy
 
-test: install lint typecheck
+# The whole suite, as CI runs it.
+test: lint typecheck
 	$(PY) -m pytest
+
+# Everything but the tests that start real servers and processes (marked slow): for daily work.
+test-fast: lint typecheck
+	$(PY) -m pytest -m "not slow"
 
 all: test
 
-bench: install
+bench: $(VENV)/.installed-test
 	$(PY) -m tests.bench
 
-bench-quick: install
+bench-quick: $(VENV)/.installed-test
 	$(PY) -m tests.bench --quick
 
+# Resolve pyproject.toml's ranges again into the lock files (for every Python from 3.11 and
+# every platform), with hashes; review the change, run `make test`, commit.
+UV_COMPILE = $(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --quiet
+lock: | $(PY)
+	$(PY) -m pip install --quiet 'uv>=0.9'
+	$(UV_COMPILE) --upgrade --extra scaleout --extra dev --extra bench -o requirements/test.txt
+	$(UV_COMPILE) -c requirements/test.txt -o requirements/serve.txt
+	$(UV_COMPILE) -c requirements/test.txt --extra scaleout -o requirements/scaleout.txt
+
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .import_linter_cache

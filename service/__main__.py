@@ -9,12 +9,18 @@ from types import FrameType
 
 import uvicorn
 
+from service.api.protocol import protocol_with_limits
 from service.config import ConfigError, Settings, get_settings
-from service.http_protocol import protocol_with_limits
-from service.instance_lock import DataDirInUse, lock_data_dir
 from service.logs import configure_logging
 from service.runtime import Runtime
-from service.schema import NotMigrated, check_migrated
+from service.startup import (
+    DataDirInUse,
+    MissingDependency,
+    NotMigrated,
+    check_dependencies,
+    check_migrated,
+    lock_data_dir,
+)
 
 # Open long-polls and event streams are cut after this long at shutdown, so a SIGTERM
 # never waits on a client that follows a slow job.
@@ -61,14 +67,15 @@ def main() -> None:
 
 
 def _ready_settings() -> Settings:
-    """Valid settings, this instance's claim on the data dir, a migrated database; or one
-    line on stderr saying what is wrong, and exit status 2."""
+    """Valid settings, the libraries they call for, this instance's claim on the data dir, a
+    migrated database; or one line on stderr saying what is wrong, and exit status 2."""
     try:
         settings = get_settings()
+        check_dependencies(settings)
         if settings.executor == "inprocess":
             lock_data_dir(settings.data_dir)
         check_migrated(settings.sqlalchemy_url)
-    except (ConfigError, DataDirInUse, NotMigrated) as exc:
+    except (ConfigError, MissingDependency, DataDirInUse, NotMigrated) as exc:
         print(f"ingest: {exc}", file=sys.stderr)
         sys.exit(2)
     return settings

@@ -13,6 +13,9 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+# What code below the API is handed to open sessions with (one per transaction or read).
+SessionFactory = async_sessionmaker[AsyncSession]
+
 ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg"}
 SYNC_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
 
@@ -77,14 +80,12 @@ def _postgres_relaxed_commits(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.commit()
 
 
-def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+def session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
 @asynccontextmanager
-async def transaction(
-    sessions: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[AsyncSession]:
+async def transaction(sessions: SessionFactory) -> AsyncIterator[AsyncSession]:
     """A session that commits when the block ends cleanly and rolls back otherwise.
 
     This is the only place that commits: code below it only flushes.

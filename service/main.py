@@ -10,24 +10,36 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from service import maintenance, runner
-from service.admission import Admission
 from service.api import docs, events, health
 from service.api import jobs as job_routes
+from service.api.access_log import RequestLogMiddleware
+from service.api.problems import install_error_handlers
 from service.api.slashes import TrailingSlashes
 from service.config import Settings, get_settings
-from service.db import create_engine, session_factory
-from service.errors import install_error_handlers
-from service.executors import create_executor
-from service.instance_lock import lock_data_dir, unlock_data_dir
-from service.logs import RequestLogMiddleware, configure_logging
+from service.db import SessionFactory, create_engine, session_factory
+from service.jobs.views import JobViews
+from service.logs import configure_logging
 from service.metrics import Metrics
-from service.recorder import JobRecorder
+from service.runner import lifecycle, sweeper
+from service.runner.executors import Executor, JobDone
 from service.runtime import Runtime
+from service.startup import lock_data_dir, unlock_data_dir
 from service.storage import make_data_dirs
-from service.watch import JobViews
+from service.upload.admission import Admission
+from service.upload.recorder import JobRecorder
 
 logger = logging.getLogger(__name__)
+
+
+def create_executor(settings: Settings, sessions: SessionFactory, on_done: JobDone) -> Executor:
+    """The executor that `INGEST_EXECUTOR` names; `on_done` hears of jobs run locally."""
+    if settings.executor == "celery":
+        from service.runner.executors.celery import CeleryExecutor
+
+        return CeleryExecutor(settings)
+    from service.runner.executors.inprocess import InProcessExecutor
+
+    return InProcessExecutor(settings, sessions, on_done)
 
 
 @asynccontextmanager
@@ -60,23 +72,23 @@ async def run_service(config: Settings) -> AsyncIterator[Runtime]:
     )
     await executor.start()
     if config.executor == "inprocess":
-        pending = await runner.requeue_interrupted(sessions)
+        pending = await lifecycle.requeue_interrupted(sessions)
         for job_id in pending:
             await executor.submit(job_id)
     else:
         pending = []  # the first recovery round publishes what the broker may not hold
-    sweeper = asyncio.create_task(
-        maintenance.run_periodically(config, sessions), name="ingest-sweeper"
+    retention = asyncio.create_task(
+        sweeper.run_periodically(config, sessions), name="ingest-retention"
     )
     recovery = asyncio.create_task(
-        maintenance.recover_periodically(config, sessions, executor), name="ingest-recovery"
+        sweeper.recover_periodically(config, sessions, executor), name="ingest-recovery"
     )
     logger.info("service started", extra={"executor": config.executor, "resumed": len(pending)})
     try:
         yield runtime
     finally:
         runtime.begin_shutdown()
-        for task in (sweeper, recovery):
+        for task in (retention, recovery):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

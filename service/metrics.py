@@ -13,8 +13,8 @@ from prometheus_client import (
 from sqlalchemy import func
 from sqlmodel import col, select
 
+from service.db import SessionFactory
 from service.models import Job, JobPublic, JobStatus
-from service.runner import Sessions
 
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
 
@@ -61,7 +61,7 @@ class Metrics:
             self.rows.labels(outcome="parsed").inc(job.progress.rows_done)
             self.rows.labels(outcome="failed").inc(job.progress.rows_failed)
 
-    async def render(self, sessions: Sessions) -> bytes:
+    async def render(self, sessions: SessionFactory) -> bytes:
         """The exposition text, with the job gauges read from the database now."""
         async with sessions() as session:
             counts = dict(

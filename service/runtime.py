@@ -6,20 +6,20 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.admission import Admission
 from service.config import Settings
-from service.executors import Executor
+from service.db import SessionFactory
+from service.jobs.views import JobViews
 from service.metrics import Metrics
-from service.recorder import JobRecorder
-from service.runner import Sessions
-from service.watch import JobViews
+from service.runner.executors import Executor
+from service.upload.admission import Admission
+from service.upload.recorder import JobRecorder
 
 
 @dataclass
 class Runtime:
     settings: Settings
     engine: AsyncEngine
-    sessions: Sessions
+    sessions: SessionFactory
     executor: Executor
     views: JobViews
     metrics: Metrics

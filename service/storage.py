@@ -22,13 +22,19 @@ import aiofiles
 import aiofiles.os
 from aiofiles.threadpool.binary import AsyncBufferedIOBase
 
-from service.errors import PayloadTooLarge
-
 WRITE_BUFFER_BYTES = 1024 * 1024
 # Start writeback every so often during a large upload, so the final fsync is short.
 SYNC_EVERY_BYTES = 64 * 1024 * 1024
 # Hashing less than this on the event loop is cheaper than a trip to a thread.
 INLINE_HASH_BYTES = 64 * 1024
+
+
+class UploadTooLarge(Exception):
+    """An upload went past the size limit while it streamed; nothing of it is kept."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"The upload is larger than {limit} bytes.")
+        self.limit = limit
 
 
 @dataclass(frozen=True)
@@ -124,7 +130,7 @@ class UploadWriter:
         assert self._stored is None, "write after digest"
         self._size += len(chunk)
         if self._size > self._max_bytes:
-            raise PayloadTooLarge(f"The upload is larger than {self._max_bytes} bytes.")
+            raise UploadTooLarge(self._max_bytes)
         self._pending.append(chunk)
         self._pending_size += len(chunk)
         if self._pending_size >= WRITE_BUFFER_BYTES:

@@ -1,45 +1,22 @@
-"""Fixtures: every test gets its own data dir, database and app."""
+"""Fixtures: every test gets its own data dir, database and app; real processes a test
+starts are stopped when it ends."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-from alembic import command
-from alembic.config import Config
 from fastapi import FastAPI
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from service.config import Settings
-from service.main import create_app
-
-ROOT = Path(__file__).resolve().parents[1]
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def migrate(database_url: str) -> None:
-    """Bring a database to the newest schema, as `make serve` does."""
-    config = Config(str(ROOT / "alembic.ini"))
-    config.attributes["database_url"] = database_url
-    command.upgrade(config, "head")
-
-
-def make_settings(data_dir: Path, **overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "data_dir": data_dir,
-        "progress_interval_s": 0.2,
-        "min_free_bytes": 0,
-        "log_level": "WARNING",
-        "shutdown_grace_s": 5.0,
-    }
-    values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
+from tests.apps import asgi_client, running_app, settings_with
+from tests.backing_services import POSTGRES_URL, service_missing
+from tests.server import StartedProcesses, StartService
 
 
 @pytest.fixture
@@ -54,30 +31,6 @@ def settings(data_dir: Path) -> Settings:
     return settings_with(data_dir)
 
 
-@asynccontextmanager
-async def running_app(settings: Settings) -> AsyncIterator[FastAPI]:
-    """The app with its lifespan started, as uvicorn would run it."""
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
-        yield application
-
-
-@asynccontextmanager
-async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client talking to a freshly started app in this process."""
-    async with running_app(settings) as application:
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://ingest.test") as http:
-            yield http
-
-
-def settings_with(data_dir: Path, **overrides: object) -> Settings:
-    """Settings for a test app, with its database migrated."""
-    config = make_settings(data_dir, **overrides)
-    migrate(config.sqlalchemy_url)
-    return config
-
-
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     async with running_app(settings) as application:
@@ -86,24 +39,31 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://ingest.test") as http:
+    async with asgi_client(app) as http:
         yield http
 
 
-def service_missing(name: str) -> None:
-    """Skip a test whose service is absent, except in CI, where that is a failure."""
-    if IN_CI:
-        pytest.fail(f"{name} is required in CI but is not reachable")
-    pytest.skip(f"{name} is not reachable")
+@pytest.fixture
+def processes() -> Iterator[StartedProcesses]:
+    """Real processes (servers, Celery workers, redis-servers) that the test starts with
+    `processes.service(...)`, `.celery_worker(...)`, `.redis(...)`: all stopped at teardown,
+    the last started first, kill -9 included."""
+    with StartedProcesses() as started:
+        yield started
 
 
-POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+@pytest.fixture
+def start_service(processes: StartedProcesses) -> StartService:
+    """`start_service(data_dir, **env)` starts `python -m service` on that data dir and
+    returns it answering; every server it started is killed at teardown. Call it again on the
+    same data dir to restart after a kill or a stop."""
+    return processes.service
 
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    """A fresh, empty schema in the local PostgreSQL, dropped afterwards."""
+    """A fresh, empty schema in the local PostgreSQL, dropped afterwards. Ask for it before
+    `processes` or `start_service`, so that the servers using it are stopped first."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_URL)
     try:

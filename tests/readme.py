@@ -247,8 +247,11 @@ def check_output(expected: str, actual: str) -> None:
         if not line.strip() or line.strip() == ELLIPSIS:
             continue
         sample = _SAMPLE.match(line.rstrip())
-        if ELLIPSIS in line or sample:
-            start = line.split(ELLIPSIS, 1)[0] if ELLIPSIS in line else sample.group(1) + " "
+        if ELLIPSIS in line:
+            start: str | None = line.split(ELLIPSIS, 1)[0]
+        else:
+            start = sample.group(1) + " " if sample else None
+        if start is not None:
             assert any(got.startswith(start) for got in actual_lines), f"no line like {line!r}"
         else:
             assert line.rstrip() in actual_lines, f"no line {line!r} in {actual_body[:500]!r}"

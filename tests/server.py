@@ -1,4 +1,6 @@
-"""A real uvicorn process running the service, for streaming, crash and shutdown tests."""
+"""Real processes for the tests that drive the service from outside: `python -m service`
+(uvicorn), Celery workers, a private redis-server; `StartedProcesses` stops every one of them
+however the test ends; and the JSON logs they write."""
 
 from __future__ import annotations
 
@@ -9,11 +11,16 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from types import TracebackType
+from typing import Protocol, TypeVar
 
 import httpx
+import orjson
+import psutil
 
-from tests.conftest import ROOT, migrate
+from tests.apps import ROOT, migrate
 
 
 def free_port() -> int:
@@ -25,9 +32,12 @@ def free_port() -> int:
 class ServiceProcess:
     """`python -m service` (uvicorn) in a subprocess, with its own data dir."""
 
-    def __init__(self, data_dir: Path, *, own_group: bool = False, **env: str) -> None:
-        """`own_group`: start it in a process group of its own, as a service manager or a
-        terminal does, so that signals can be sent to the whole group."""
+    def __init__(
+        self, data_dir: Path, env: Mapping[str, str] | None = None, *, own_group: bool = False
+    ) -> None:
+        """`env`: `INGEST_*` settings. `own_group`: start it in a process group of its own, as
+        a service manager or a terminal does, so that signals can be sent to the whole group."""
+        env = env or {}
         self.own_group = own_group
         self.data_dir = data_dir
         self.database_url = env.get(
@@ -43,6 +53,7 @@ class ServiceProcess:
         }
         self.process: subprocess.Popen[bytes] | None = None
         self.log = data_dir.parent / f"server-{self.port}.log"
+        self._descendants: list[psutil.Process] = []
 
     @property
     def url(self) -> str:
@@ -76,12 +87,17 @@ class ServiceProcess:
         assert self.process is not None
         return self.process.pid
 
+    def children(self) -> list[psutil.Process]:
+        """The server's worker processes now (all descendants); `stop` kills those still
+        running even when the server itself died before them."""
+        found: list[psutil.Process] = psutil.Process(self.pid).children(recursive=True)
+        self._descendants.extend(found)
+        return found
+
     def kill(self) -> None:
         """kill -9 the server and every worker process it started."""
         assert self.process is not None
-        import psutil
-
-        children = psutil.Process(self.pid).children(recursive=True)
+        children = self.children() if self.process.poll() is None else []
         self.process.send_signal(signal.SIGKILL)
         for child in children:
             try:
@@ -96,12 +112,19 @@ class ServiceProcess:
         return self.process.wait(timeout=timeout)
 
     def stop(self) -> None:
+        """kill -9 whatever is left of the server and of the workers it was seen with."""
         if self.process is not None and self.process.poll() is None:
             self.kill()
+        for process in self._descendants:
+            try:
+                if process.is_running():  # the same process: psutil compares start times
+                    process.kill()
+            except psutil.NoSuchProcess:
+                pass
 
 
 class CeleryWorker:
-    """`celery -A service.executors.celery_app worker`, as `make worker` runs it, in a
+    """`celery -A service.runner.executors.celery_app worker`, as `make worker` runs it, in a
     process group of its own (as a service manager starts it)."""
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
@@ -123,7 +146,7 @@ class CeleryWorker:
                     "-m",
                     "celery",
                     "-A",
-                    "service.executors.celery_app",
+                    "service.runner.executors.celery_app",
                     "worker",
                     "--concurrency=2",
                     "--loglevel=INFO",
@@ -194,11 +217,73 @@ class RedisServer:
             self.process.wait(timeout=10)
 
 
+class Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+StoppableT = TypeVar("StoppableT", bound=Stoppable)
+
+
+class StartService(Protocol):
+    """The `start_service` fixture: `python -m service` on `data_dir` (migrated first), with
+    the `INGEST_*` settings in `env`, answering /healthz; stopped when the test ends."""
+
+    def __call__(self, data_dir: Path, /, **env: str) -> ServiceProcess: ...
+
+
+class StartedProcesses:
+    """The real processes a test (or a module of tests) started. Leaving it stops each one,
+    the last started first, with kill -9 for whatever does not stop by itself: a test that
+    fails half-way, or a server that never answered, leaves nothing running."""
+
+    def __init__(self) -> None:
+        self._started: list[Stoppable] = []
+
+    def track(self, process: StoppableT) -> StoppableT:
+        """Stop `process` with the others; track it before starting it, so that a start that
+        fails half-way is cleaned up too."""
+        self._started.append(process)
+        return process
+
+    def service(self, data_dir: Path, /, **env: str) -> ServiceProcess:
+        return self.track(ServiceProcess(data_dir, env)).start()
+
+    def service_in_own_group(self, data_dir: Path, /, **env: str) -> ServiceProcess:
+        """A server in a process group of its own, as a service manager or a terminal starts
+        it, so that a signal can be sent to the whole group."""
+        return self.track(ServiceProcess(data_dir, env, own_group=True)).start()
+
+    def celery_worker(self, env: dict[str, str], log: Path) -> CeleryWorker:
+        return self.track(CeleryWorker(env, log)).start()
+
+    def redis(self, log_dir: Path) -> RedisServer:
+        return self.track(RedisServer(log_dir)).start()
+
+    def stop_all(self) -> None:
+        failures: list[BaseException] = []
+        while self._started:
+            try:
+                self._started.pop().stop()
+            except Exception as error:  # stop the others all the same
+                failures.append(error)
+        if failures:
+            raise failures[0]
+
+    def __enter__(self) -> StartedProcesses:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop_all()
+
+
 def log_records(log: Path) -> list[dict[str, object]]:
     """The JSON log lines a ServiceProcess (and its workers) wrote, in order; other lines,
     such as a traceback printed by a dying process, are left out."""
-    import orjson
-
     records: list[dict[str, object]] = []
     for line in log.read_bytes().splitlines():
         try:
@@ -208,3 +293,12 @@ def log_records(log: Path) -> list[dict[str, object]]:
         if isinstance(record, dict):
             records.append(record)
     return records
+
+
+def job_log(records: list[dict[str, object]], job_id: str, message: str) -> list[int]:
+    """Positions in the log of the lines with this message about this job."""
+    return [
+        n
+        for n, record in enumerate(records)
+        if record.get("job_id") == job_id and record["message"] == message
+    ]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import app_client, settings_with
+from tests.apps import app_client, settings_with
 from tests.helpers import assert_problem, wait_for_job
 
 CSV = b"id,name\n1,ada\n"

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
+from functools import partial
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import service_missing
-from tests.helpers import ndjson
-from tests.server import CeleryWorker, ServiceProcess
-from tests.test_server_process import wait_until
+from tests.backing_services import reachable, service_missing
+from tests.helpers import job_done, ndjson, wait_until
+from tests.server import StartedProcesses
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.broker]
 
@@ -22,17 +21,9 @@ BROKERS = {
 }
 
 
-def reachable(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.mark.parametrize("broker", sorted(BROKERS))
 def test_celery_workers_run_jobs_accepted_by_the_api(
-    broker: str, postgres_url: str, tmp_path: Path
+    broker: str, postgres_url: str, tmp_path: Path, processes: StartedProcesses
 ) -> None:
     template, port = BROKERS[broker]
     if not reachable(port):
@@ -49,25 +40,21 @@ def test_celery_workers_run_jobs_accepted_by_the_api(
         "INGEST_PROGRESS_INTERVAL_S": "0.2",
         "INGEST_MIN_FREE_BYTES": "0",
     }
-    api = ServiceProcess(data, **env).start()
-    worker = CeleryWorker(env, tmp_path / "worker.log").start()
-    try:
-        with httpx.Client(base_url=api.url, timeout=30) as client:
-            ids = []
-            for n in range(4):
-                response = client.post(
-                    f"/jobs?filename=part{n}.csv",
-                    content=f"part,value\n{n},{n * 10}\n".encode(),
-                    headers={"Content-Type": "text/csv"},
-                )
-                assert response.status_code == 202, response.text
-                ids.append(response.json()["id"])
-            for n, job_id in enumerate(ids):
-                wait_until(lambda job_id=job_id: client.get(f"/jobs/{job_id}").json()["done"], 60)
-                job = client.get(f"/jobs/{job_id}").json()
-                assert job["status"] == "succeeded", job
-                rows = ndjson(client.get(f"/jobs/{job_id}/result").content)
-                assert rows == [{"part": n, "value": n * 10}]
-    finally:
-        worker.stop()
-        api.stop()
+    api = processes.service(data, **env)
+    processes.celery_worker(env, tmp_path / "worker.log")
+    with httpx.Client(base_url=api.url, timeout=30) as client:
+        ids = []
+        for n in range(4):
+            response = client.post(
+                f"/jobs?filename=part{n}.csv",
+                content=f"part,value\n{n},{n * 10}\n".encode(),
+                headers={"Content-Type": "text/csv"},
+            )
+            assert response.status_code == 202, response.text
+            ids.append(response.json()["id"])
+        for n, job_id in enumerate(ids):
+            wait_until(partial(job_done, client, job_id), 60)
+            job = client.get(f"/jobs/{job_id}").json()
+            assert job["status"] == "succeeded", job
+            rows = ndjson(client.get(f"/jobs/{job_id}/result").content)
+            assert rows == [{"part": n, "value": n * 10}]

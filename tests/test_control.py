@@ -6,7 +6,6 @@ import asyncio
 import base64
 import hashlib
 import time
-import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -15,19 +14,19 @@ import httpx
 import orjson
 from fastapi import FastAPI
 
-from service import maintenance
 from service.config import Settings
-from service.db import transaction
-from service.intake import Upload, UploadOptions
-from service.jobs import new_job
-from service.storage import StoredFile, job_paths
-from tests.conftest import app_client, running_app, settings_with
+from service.runner import sweeper
+from service.storage import job_paths
+from tests.apps import app_client, running_app, settings_with
 from tests.helpers import assert_problem, wait_for_job
+from tests.rows import add_queued_jobs, queued_job
 
 CSV = b"id,name\n1,ada\n2,grace\n"
 
 
-async def _submit(client: httpx.AsyncClient, body: bytes = CSV, **headers: str) -> httpx.Response:
+async def _submit(
+    client: httpx.AsyncClient, body: bytes = CSV, /, **headers: str
+) -> httpx.Response:
     return await client.post(
         "/jobs?filename=t.csv", content=body, headers={"Content-Type": "text/csv", **headers}
     )
@@ -170,17 +169,10 @@ async def test_full_queue_is_503_before_the_body_is_read(data_dir: Path) -> None
     settings = settings_with(data_dir, max_queued_jobs=2)
     async with running_app(settings) as app:
         runtime = app.state.runtime
-        upload = Upload("w.csv", "text/csv", None, UploadOptions(), StoredFile(1, "0" * 64))
-        async with transaction(runtime.sessions) as session:
-            for _ in range(2):  # two waiting jobs that no worker was given
-                session.add(
-                    new_job(
-                        job_id=str(uuid.uuid4()),
-                        owner="",
-                        upload=upload,
-                        retention=timedelta(hours=1),
-                    )
-                )
+        data = runtime.settings.data_dir
+        # Two waiting jobs that no worker was given.
+        waiting = [queued_job(data, b"a\n1\n") for _ in range(2)]
+        await add_queued_jobs(runtime.sessions, *waiting)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             response = await _submit(client)
@@ -188,7 +180,8 @@ async def test_full_queue_is_503_before_the_body_is_read(data_dir: Path) -> None
             assert int(response.headers["retry-after"]) > 0
             assert "queue" in problem["detail"]
     assert not any((data_dir / "incoming").glob("*"))
-    assert not any((data_dir / "uploads").glob("*"))
+    # Only the two waiting jobs' files: nothing of the refused upload.
+    assert {path.name for path in (data_dir / "uploads").glob("*")} == {job.id for job in waiting}
 
 
 async def test_low_disk_is_507(data_dir: Path) -> None:
@@ -222,14 +215,9 @@ async def test_too_many_errors_keeps_the_rows_that_broke_the_job(client: httpx.A
 async def _queued_job_nobody_runs(app: FastAPI, updated_minutes_ago: float = 0) -> str:
     """A job row with its upload on disk that was never handed to the executor."""
     runtime = app.state.runtime
-    job_id = str(uuid.uuid4())
-    job_paths(runtime.settings.data_dir, job_id).upload.write_bytes(CSV)
-    upload = Upload("s.csv", "text/csv", None, UploadOptions(), StoredFile(len(CSV), "0" * 64))
-    job = new_job(job_id=job_id, owner="", upload=upload, retention=timedelta(hours=1))
-    job.created_at = job.updated_at = job.updated_at - timedelta(minutes=updated_minutes_ago)
-    async with transaction(runtime.sessions) as session:
-        session.add(job)
-    return job_id
+    job = queued_job(runtime.settings.data_dir, CSV, age=timedelta(minutes=updated_minutes_ago))
+    await add_queued_jobs(runtime.sessions, job)
+    return job.id
 
 
 async def test_events_end_with_deleted_when_the_job_is_deleted(
@@ -260,7 +248,7 @@ async def test_recovery_resubmits_jobs_stranded_in_the_queue(
     runtime = app.state.runtime
     stranded = await _queued_job_nobody_runs(app, updated_minutes_ago=30)
     recent = await _queued_job_nobody_runs(app)
-    await maintenance.recover(runtime.settings, runtime.sessions, runtime.executor)
+    await sweeper.recover(runtime.settings, runtime.sessions, runtime.executor)
     assert (await wait_for_job(client, stranded))["status"] == "succeeded"
     assert (await client.get(f"/jobs/{recent}")).json()["status"] == "queued"
 

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -22,12 +23,19 @@ import psutil
 import pytest
 from sqlalchemy import create_engine, text
 
-from service.executors.pool import POOL_PARENT_PID_ENV
-from tests.conftest import IN_CI, service_missing
-from tests.helpers import ndjson
-from tests.server import CeleryWorker, RedisServer, ServiceProcess, log_records
-from tests.test_server_ops import job_log, upload, wait_running
-from tests.test_server_process import MiB, assert_succeeded_with_csv, wait_until, write_csv
+from service.runner.executors.pool import POOL_PARENT_PID_ENV
+from tests.backing_services import IN_CI, service_missing
+from tests.helpers import ndjson, upload, wait_running, wait_until
+from tests.samples import MiB, assert_succeeded_with_csv, write_csv
+from tests.server import (
+    CeleryWorker,
+    RedisServer,
+    ServiceProcess,
+    StartedProcesses,
+    StartService,
+    job_log,
+    log_records,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -87,19 +95,20 @@ class Deployment:
     redis: RedisServer
     env: dict[str, str]
     tmp: Path
-    workers: list[CeleryWorker]
+    processes: StartedProcesses
+    workers_started: int = 0
 
     def start_worker(self) -> CeleryWorker:
-        worker = CeleryWorker(self.env, self.tmp / f"worker-{len(self.workers)}.log").start()
-        self.workers.append(worker)
-        return worker
+        log = self.tmp / f"worker-{self.workers_started}.log"
+        self.workers_started += 1
+        return self.processes.celery_worker(self.env, log)
 
 
 @pytest.fixture
-def deployment(postgres_url: str, tmp_path: Path) -> Iterator[Deployment]:
+def deployment(postgres_url: str, tmp_path: Path, processes: StartedProcesses) -> Deployment:
     if not RedisServer.available():
         service_missing("redis-server")
-    redis = RedisServer(tmp_path).start()
+    redis = processes.redis(tmp_path)
     data = tmp_path / "shared-data"
     data.mkdir()
     env = {
@@ -112,15 +121,8 @@ def deployment(postgres_url: str, tmp_path: Path) -> Iterator[Deployment]:
         "INGEST_MIN_FREE_BYTES": "0",
         **QUICK_RECOVERY,
     }
-    api = ServiceProcess(data, **env).start()
-    running = Deployment(api, redis, env, tmp_path, [])
-    try:
-        yield running
-    finally:
-        for worker in running.workers:
-            worker.stop()
-        api.stop()
-        redis.stop()
+    api = processes.service(data, **env)
+    return Deployment(api, redis, env, tmp_path, processes)
 
 
 def test_a_celery_worker_killed_mid_job_is_taken_over_within_30_s(
@@ -208,48 +210,35 @@ def sqlite_attempts(data: Path, job_ids: list[str]) -> dict[str, int]:
 
 
 def test_a_group_sigterm_lets_a_running_job_finish_within_the_grace(
-    tmp_path: Path, big_csv: tuple[Path, int]
+    data_dir: Path, big_csv: tuple[Path, int], processes: StartedProcesses
 ) -> None:
     path, rows = big_csv
-    data = tmp_path / "data"
-    data.mkdir()
     env = {"INGEST_SHUTDOWN_GRACE_S": "60", "INGEST_MAX_CONCURRENT_JOBS": "1"}
-    server = ServiceProcess(data, own_group=True, **env).start()
-    try:
-        with httpx.Client(base_url=server.url, timeout=60) as client:
-            job_id = upload(client, path)
-            wait_running(client, job_id)
-        os.killpg(server.pid, signal.SIGTERM)  # Ctrl-C's SIGINT or systemd's SIGTERM: all
-        assert server.process is not None
-        assert server.process.wait(timeout=60) in {0, -15}
-    finally:
-        server.stop()
+    server = processes.service_in_own_group(data_dir, **env)
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        job_id = upload(client, path)
+        wait_running(client, job_id)
+    os.killpg(server.pid, signal.SIGTERM)  # Ctrl-C's SIGINT or systemd's SIGTERM: all
+    assert server.process is not None
+    assert server.process.wait(timeout=60) in {0, -15}
     records = log_records(server.log)
     succeeded = job_log(records, job_id, "job succeeded")
     stopped = [n for n, record in enumerate(records) if record["message"] == "service stopped"]
     assert len(succeeded) == 1 and len(stopped) == 1 and succeeded[0] < stopped[0]
-    assert sqlite_attempts(data, [job_id]) == {job_id: 1}
-    server = ServiceProcess(data, **env).start()
-    try:
-        with httpx.Client(base_url=server.url, timeout=60) as client:
-            assert_succeeded_with_csv(client, job_id, rows)
-    finally:
-        server.stop()
+    assert sqlite_attempts(data_dir, [job_id]) == {job_id: 1}
+    server = processes.service(data_dir, **env)
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        assert_succeeded_with_csv(client, job_id, rows)
 
 
 def test_the_api_itself_still_stops_on_sigterm(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    data_dir: Path, start_service: StartService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Only the forkserver ignores group signals, even when the API's own parent runs a pool
     (as this test process does) and the API inherits its environment."""
     monkeypatch.setenv(POOL_PARENT_PID_ENV, str(os.getpid()))
-    data = tmp_path / "data"
-    data.mkdir()
-    server = ServiceProcess(data).start()
-    try:
-        assert server.terminate(timeout=20) in {0, -15}
-    finally:
-        server.stop()
+    server = start_service(data_dir)
+    assert server.terminate(timeout=20) in {0, -15}
 
 
 def pool_workers(server: ServiceProcess) -> list[psutil.Process]:
@@ -259,52 +248,46 @@ def pool_workers(server: ServiceProcess) -> list[psutil.Process]:
 
 
 def test_killing_one_pool_worker_charges_only_its_own_job(
-    tmp_path: Path, big_csv: tuple[Path, int]
+    data_dir: Path, big_csv: tuple[Path, int], start_service: StartService
 ) -> None:
     path, rows = big_csv
-    data = tmp_path / "data"
-    data.mkdir()
-    server = ServiceProcess(data, INGEST_MAX_CONCURRENT_JOBS="2").start()
-    try:
-        with httpx.Client(base_url=server.url, timeout=60) as client:
-            job_ids = [upload(client, path), upload(client, path)]
-            for job_id in job_ids:
-                wait_running(client, job_id)
-            workers = pool_workers(server)
-            assert len(workers) == 2, workers
-            workers[0].kill()
-            wait_until(lambda: all_done(client, job_ids), timeout=120)
-            for job_id in job_ids:
-                assert_succeeded_with_csv(client, job_id, rows)
-    finally:
-        server.stop()
-    assert sorted(sqlite_attempts(data, job_ids).values()) == [1, 2]
+    server = start_service(data_dir, INGEST_MAX_CONCURRENT_JOBS="2")
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        job_ids = [upload(client, path), upload(client, path)]
+        for job_id in job_ids:
+            wait_running(client, job_id)
+        workers = pool_workers(server)
+        assert len(workers) == 2, workers
+        workers[0].kill()
+        wait_until(lambda: all_done(client, job_ids), timeout=120)
+        for job_id in job_ids:
+            assert_succeeded_with_csv(client, job_id, rows)
+    server.stop()
+    assert sorted(sqlite_attempts(data_dir, job_ids).values()) == [1, 2]
 
 
 def test_a_job_that_kills_its_worker_five_times_fails_with_internal_error(
-    tmp_path: Path, big_csv: tuple[Path, int]
+    data_dir: Path, big_csv: tuple[Path, int], start_service: StartService
 ) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
-    server = ServiceProcess(data, INGEST_MAX_CONCURRENT_JOBS="1").start()
-    try:
-        with httpx.Client(base_url=server.url, timeout=60) as client:
-            job_id = upload(client, big_csv[0])
-            for attempt in range(1, 6):  # as a file that crashes the parser would
-                wait_until(
-                    lambda attempt=attempt: sqlite_attempts(data, [job_id])[job_id] == attempt
-                )
-                wait_until(lambda: len(pool_workers(server)) == 1)
-                pool_workers(server)[0].kill()
-            wait_until(lambda: client.get(f"/jobs/{job_id}").json()["done"])
-            job = client.get(f"/jobs/{job_id}").json()
-            assert job["status"] == "failed" and job["error"]["code"] == "internal_error", job
-            after = post_small(client, 3)
-            wait_until(lambda: all_done(client, [after]))
-            assert_small_succeeded(client, after, 3)
-    finally:
-        server.stop()
-    assert sqlite_attempts(data, [job_id]) == {job_id: 6}
+    server = start_service(data_dir, INGEST_MAX_CONCURRENT_JOBS="1")
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        job_id = upload(client, big_csv[0])
+
+        def attempts_reached(attempt: int) -> bool:
+            return sqlite_attempts(data_dir, [job_id])[job_id] == attempt
+
+        for attempt in range(1, 6):  # as a file that crashes the parser would
+            wait_until(partial(attempts_reached, attempt))
+            wait_until(lambda: len(pool_workers(server)) == 1)
+            pool_workers(server)[0].kill()
+        wait_until(lambda: client.get(f"/jobs/{job_id}").json()["done"])
+        job = client.get(f"/jobs/{job_id}").json()
+        assert job["status"] == "failed" and job["error"]["code"] == "internal_error", job
+        after = post_small(client, 3)
+        wait_until(lambda: all_done(client, [after]))
+        assert_small_succeeded(client, after, 3)
+    server.stop()
+    assert sqlite_attempts(data_dir, [job_id]) == {job_id: 6}
 
 
 # --- a disk that fills up ---------------------------------------------------------------
@@ -341,44 +324,44 @@ def chunked(total: int, piece: int = 256 * 1024) -> Iterator[bytes]:
         sent += piece
 
 
-def test_a_full_disk_gives_507_never_500_and_nothing_half_recorded(small_disk: Path) -> None:
+def test_a_full_disk_gives_507_never_500_and_nothing_half_recorded(
+    small_disk: Path, start_service: StartService
+) -> None:
     data = small_disk / "data"
     data.mkdir()
-    server = ServiceProcess(data, INGEST_MAX_CONCURRENT_JOBS="1", **QUICK_RECOVERY).start()
+    server = start_service(data, INGEST_MAX_CONCURRENT_JOBS="1", **QUICK_RECOVERY)
     statuses: list[int] = []
     accepted: list[str] = []
-    try:
-        with httpx.Client(base_url=server.url, timeout=60) as client:
-            for _ in range(12):
-                response = client.post(
-                    "/jobs", content=chunked(3 * MiB), headers={"Content-Type": "text/csv"}
-                )
-                statuses.append(response.status_code)
-                if response.status_code == 202:
-                    accepted.append(response.json()["id"])
-                else:
-                    assert response.headers["content-type"].startswith("application/problem+json")
-            assert set(statuses) <= {202, 507}, statuses
-            assert 507 in statuses and accepted, statuses
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        for _ in range(12):
+            response = client.post(
+                "/jobs", content=chunked(3 * MiB), headers={"Content-Type": "text/csv"}
+            )
+            statuses.append(response.status_code)
+            if response.status_code == 202:
+                accepted.append(response.json()["id"])
+            else:
+                assert response.headers["content-type"].startswith("application/problem+json")
+        assert set(statuses) <= {202, 507}, statuses
+        assert 507 in statuses and accepted, statuses
 
-            def settled() -> bool:
-                jobs = [client.get(f"/jobs/{job_id}").json() for job_id in accepted]
-                return all(job["done"] for job in jobs)
-
-            wait_until(settled, timeout=60)
+        def settled() -> bool:
             jobs = [client.get(f"/jobs/{job_id}").json() for job_id in accepted]
-            for job in jobs:
-                assert job["status"] == "succeeded" or job["error"]["code"] == "io_error", job
-            # Room again: a new upload is taken and runs.
-            for job in jobs:
-                assert client.delete(f"/jobs/{job['id']}").status_code == 204
-            after = client.post("/jobs", content=chunked(MiB), headers={"Content-Type": "text/csv"})
-            assert after.status_code == 202, after.text
-            wait_until(lambda: client.get(f"/jobs/{after.json()['id']}").json()["done"], 30)
-            assert client.get(f"/jobs/{after.json()['id']}").json()["status"] == "succeeded"
-            rows = {job["id"] for job in client.get("/jobs").json()["items"]}
-    finally:
-        server.stop()
+            return all(job["done"] for job in jobs)
+
+        wait_until(settled, timeout=60)
+        jobs = [client.get(f"/jobs/{job_id}").json() for job_id in accepted]
+        for job in jobs:
+            assert job["status"] == "succeeded" or job["error"]["code"] == "io_error", job
+        # Room again: a new upload is taken and runs.
+        for job in jobs:
+            assert client.delete(f"/jobs/{job['id']}").status_code == 204
+        after = client.post("/jobs", content=chunked(MiB), headers={"Content-Type": "text/csv"})
+        assert after.status_code == 202, after.text
+        wait_until(lambda: client.get(f"/jobs/{after.json()['id']}").json()["done"], 30)
+        assert client.get(f"/jobs/{after.json()['id']}").json()["status"] == "succeeded"
+        rows = {job["id"] for job in client.get("/jobs").json()["items"]}
+    server.stop()
     assert rows == {after.json()["id"]}
     assert {path.name for path in (data / "uploads").iterdir()} == rows
     assert list((data / "incoming").iterdir()) == []
@@ -402,11 +385,11 @@ def fill(path: Path) -> None:
 
 
 def test_an_upload_whose_job_cannot_be_recorded_is_507_and_leaves_nothing(
-    small_disk: Path,
+    small_disk: Path, start_service: StartService
 ) -> None:
     data = small_disk / "data"
     data.mkdir()
-    server = ServiceProcess(data, **QUICK_RECOVERY).start()
+    server = start_service(data, **QUICK_RECOVERY)
     filler = small_disk / "filler"
     try:
         with httpx.Client(base_url=server.url, timeout=30) as client:
@@ -427,18 +410,18 @@ def test_an_upload_whose_job_cannot_be_recorded_is_507_and_leaves_nothing(
             assert_small_succeeded(client, after, 21)
     finally:
         filler.unlink(missing_ok=True)
-        server.stop()
+    server.stop()
     assert {path.name for path in (data / "uploads").iterdir()} == {*done, after}
     assert list((data / "incoming").iterdir()) == []
 
 
 def test_jobs_caught_by_a_full_disk_fail_cleanly_or_resume_once_there_is_room(
-    small_disk: Path,
+    small_disk: Path, start_service: StartService
 ) -> None:
     data = small_disk / "data"
     data.mkdir()
     env = {"INGEST_MAX_CONCURRENT_JOBS": "1", **QUICK_RECOVERY}
-    server = ServiceProcess(data, **env).start()
+    server = start_service(data, **env)
     filler = small_disk / "filler"
     try:
         with httpx.Client(base_url=server.url, timeout=30) as client:
@@ -463,7 +446,7 @@ def test_jobs_caught_by_a_full_disk_fail_cleanly_or_resume_once_there_is_room(
             assert_small_succeeded(client, after, 9)
     finally:
         filler.unlink(missing_ok=True)
-        server.stop()
+    server.stop()
     crashes = [
         r for r in log_records(server.log) if r["message"] in ("unhandled error", "job crashed")
     ]

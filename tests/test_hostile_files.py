@@ -14,7 +14,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.server import ServiceProcess
+from tests.server import ServiceProcess, StartedProcesses
 
 pytestmark = pytest.mark.slow
 
@@ -59,15 +59,13 @@ class TreeRss:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     data = tmp_path_factory.mktemp("hostile") / "data"
     data.mkdir()
-    service = ServiceProcess(data).start()
-    try:
+    with StartedProcesses() as started:
+        service = started.service(data)
         with httpx.Client(base_url=service.url, timeout=60) as client:
             # Warm up: the worker processes exist, with their libraries loaded.
             for _ in range(2):
                 _finished(client, _upload(client, b"a,b\n1,2\n", "warm.csv", "text/csv"))
         yield service
-    finally:
-        service.stop()
 
 
 def _upload(client: httpx.Client, body: bytes | Path, name: str, media_type: str) -> str:
@@ -122,7 +120,7 @@ def test_the_worst_files_get_their_outcome_in_bounded_memory(
     no_newline = _write(tmp_path / "line.csv", b"", b"abc,", 50 * MiB)
     open_quote = _write(tmp_path / "quote.csv", b'a,b\n1,"x\n', b"2,y\n", 20 * MiB)
     wide = b",".join(b"c%d" % i for i in range(200_000)) + b"\n" + b"1," * 199_999 + b"1\n"
-    uploads = [
+    uploads: list[tuple[bytes | Path, str, str]] = [
         (b'{"ok": 1}\n{"a": ' + deep + b'}\n{"ok": 2}\n', "deep.jsonl", "application/x-ndjson"),
         (b'[{"ok": 1},\n{"a": ' + deep + b'},\n{"ok": 2}]', "deep.json", "application/json"),
         (no_newline, "line.csv", "text/csv"),

@@ -22,7 +22,7 @@ from schemathesis.python import asgi
 
 from service.api.docs import build_openapi
 from service.main import create_app
-from tests.conftest import make_settings, migrate
+from tests.apps import make_settings, migrate
 
 # A schema-valid upload may still be refused with a documented 400: its digest header may
 # not match its body, its encoding may name no codec, its multipart body may hold no file.

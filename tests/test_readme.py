@@ -14,15 +14,16 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import ROOT
+from tests.apps import ROOT
 from tests.readme import Example, check_output, code_lines, examples
-from tests.server import free_port
-from tests.test_server_process import write_csv
+from tests.samples import write_csv
+from tests.server import StartedProcesses, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -42,35 +43,38 @@ class ReadmeServer:
 
     def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
         self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
         self.log = data_dir.parent / f"make-serve-{self.port}.log"
-        environment = {
+        self.environment = {
             **os.environ,
             "INGEST_DATA_DIR": str(data_dir),
             "INGEST_MIN_FREE_BYTES": "0",
             **env,
         }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ReadmeServer:
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(
                 ["make", "serve", "HOST=127.0.0.1", f"PORT={self.port}"],
                 cwd=ROOT,
-                env=environment,
+                env=self.environment,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self.url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.log.read_text()[-3000:]
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
+                    return self
             except httpx.TransportError:
                 time.sleep(0.1)
         raise AssertionError("make serve did not answer within 120 s")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
+        if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout=30)
@@ -89,22 +93,26 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ReadmeServer]]:
+@dataclass
+class ReadmeServers:
     """One `make serve` per environment the README's blocks ask for, started on first use."""
-    started: dict[str, ReadmeServer] = {}
-    yield started
-    for server in started.values():
-        server.stop()
+
+    processes: StartedProcesses
+    tmp: pytest.TempPathFactory
+    by_env: dict[str, ReadmeServer] = field(default_factory=dict)
+
+    def server_for(self, env: dict[str, str]) -> ReadmeServer:
+        key = repr(sorted(env.items()))
+        if key not in self.by_env:
+            server = self.processes.track(ReadmeServer(self.tmp.mktemp("data"), env))
+            self.by_env[key] = server.start()
+        return self.by_env[key]
 
 
-def server_for(
-    servers: dict[str, ReadmeServer], env: dict[str, str], tmp: pytest.TempPathFactory
-) -> ReadmeServer:
-    key = repr(sorted(env.items()))
-    if key not in servers:
-        servers[key] = ReadmeServer(tmp.mktemp("data"), env)
-    return servers[key]
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReadmeServers]:
+    with StartedProcesses() as started:
+        yield ReadmeServers(started, tmp_path_factory)
 
 
 def fresh_job(server: ReadmeServer, workdir: Path, example: Example) -> str:
@@ -175,26 +183,17 @@ def run_example(example: Example, server: ReadmeServer, workdir: Path, ids: dict
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[f"block-{block}" for block in BLOCKS])
-def test_readme_block_runs_as_shown(
-    block: int,
-    servers: dict[str, ReadmeServer],
-    workdir: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> None:
+def test_readme_block_runs_as_shown(block: int, servers: ReadmeServers, workdir: Path) -> None:
     ids: dict[str, str] = {}
     for example in (example for example in ALL if example.block == block):
-        server = server_for(servers, example.server_env, tmp_path_factory)
-        run_example(example, server, workdir, ids)
+        run_example(example, servers.server_for(example.server_env), workdir, ids)
 
 
 @pytest.mark.parametrize("example", INLINE, ids=[example.command for example in INLINE])
 def test_readme_inline_curl_runs_as_described(
-    example: Example,
-    servers: dict[str, ReadmeServer],
-    workdir: Path,
-    tmp_path_factory: pytest.TempPathFactory,
+    example: Example, servers: ReadmeServers, workdir: Path
 ) -> None:
-    run_example(example, server_for(servers, {}, tmp_path_factory), workdir, {})
+    run_example(example, servers.server_for({}), workdir, {})
 
 
 def test_every_curl_line_of_the_readme_is_an_example() -> None:

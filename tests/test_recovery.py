@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -17,15 +16,14 @@ import pytest
 from sqlalchemy import event, update
 from sqlmodel import col
 
-from service import runner
 from service.config import Settings
-from service.db import create_engine, session_factory, transaction
-from service.intake import Upload, UploadOptions
-from service.jobs import new_job
+from service.db import SessionFactory, create_engine, session_factory, transaction
 from service.models import Job, JobStatus, utcnow
-from service.storage import StoredFile, job_paths, make_data_dirs
-from tests.conftest import running_app, settings_with
+from service.runner import lifecycle
+from service.runner.execute import execute
+from tests.apps import running_app, settings_with
 from tests.helpers import assert_problem, wait_for_job
+from tests.rows import add_queued_jobs, queued_job
 
 CSV = b"id,name\n1,ada\n2,grace\n"
 LOCK_TIMEOUT_MS = 100
@@ -37,8 +35,8 @@ def quick(data_dir: Path) -> Settings:
 
 
 @pytest.fixture
-async def sessions(quick: Settings) -> AsyncIterator[runner.Sessions]:
-    """Sessions as a worker opens them, but giving up on a locked database within 0.1 s."""
+async def sessions(quick: Settings) -> AsyncIterator[SessionFactory]:
+    """SessionFactory as a worker opens them, but giving up on a locked database within 0.1 s."""
     engine = create_engine(quick.sqlalchemy_url, durable=False)
 
     def impatient(dbapi_connection: Any, _record: Any) -> None:
@@ -51,17 +49,13 @@ async def sessions(quick: Settings) -> AsyncIterator[runner.Sessions]:
     await engine.dispose()
 
 
-async def queued_job(settings: Settings, sessions: runner.Sessions) -> str:
-    make_data_dirs(settings.data_dir)
-    job_id = str(uuid.uuid4())
-    job_paths(settings.data_dir, job_id).upload.write_bytes(CSV)
-    upload = Upload("t.csv", "text/csv", None, UploadOptions(), StoredFile(len(CSV), "0" * 64))
-    async with transaction(sessions) as session:
-        session.add(new_job(job_id=job_id, owner="", upload=upload, retention=timedelta(hours=1)))
-    return job_id
+async def queued_job_id(settings: Settings, sessions: SessionFactory) -> str:
+    job = queued_job(settings.data_dir, CSV)
+    await add_queued_jobs(sessions, job)
+    return job.id
 
 
-async def job_row(sessions: runner.Sessions, job_id: str) -> Job:
+async def job_row(sessions: SessionFactory, job_id: str) -> Job:
     async with sessions() as session:
         job = await session.get(Job, job_id)
     assert job is not None
@@ -69,13 +63,13 @@ async def job_row(sessions: runner.Sessions, job_id: str) -> Job:
 
 
 async def test_a_claim_that_meets_a_locked_database_is_tried_again(
-    quick: Settings, sessions: runner.Sessions
+    quick: Settings, sessions: SessionFactory
 ) -> None:
-    job_id = await queued_job(quick, sessions)
+    job_id = await queued_job_id(quick, sessions)
     lock = sqlite3.connect(quick.data_dir / "ingest.db", isolation_level=None)
     lock.execute("BEGIN IMMEDIATE")  # another writer holds the database for a while
     try:
-        running = asyncio.create_task(runner.execute(job_id, quick, sessions))
+        running = asyncio.create_task(execute(job_id, quick, sessions))
         await asyncio.sleep(1.0)
         assert not running.done(), running
     finally:
@@ -86,20 +80,20 @@ async def test_a_claim_that_meets_a_locked_database_is_tried_again(
     assert (job.status, job.attempts) == (JobStatus.succeeded, 1)
 
 
-async def claim_and_leave(sessions: runner.Sessions, settings: Settings, job_id: str) -> int:
+async def claim_and_leave(sessions: SessionFactory, settings: Settings, job_id: str) -> int:
     """Claim the job as a worker that is about to die would: running, heartbeat fresh."""
-    job = await runner.claim(sessions, job_id, settings)
+    job = await lifecycle.claim(sessions, job_id, settings)
     assert job is not None
     return job.attempts
 
 
 async def test_a_message_back_from_a_dead_worker_takes_the_job_once_its_heartbeat_is_stale(
-    quick: Settings, sessions: runner.Sessions
+    quick: Settings, sessions: SessionFactory
 ) -> None:
-    job_id = await queued_job(quick, sessions)
+    job_id = await queued_job_id(quick, sessions)
     await claim_and_leave(sessions, quick, job_id)  # the owner dies now
     started = time.monotonic()
-    await runner.execute(job_id, quick, sessions, wait_for_owner=True)
+    await execute(job_id, quick, sessions, wait_for_owner=True)
     waited = time.monotonic() - started
     job = await job_row(sessions, job_id)
     assert (job.status, job.attempts) == (JobStatus.succeeded, 2)
@@ -107,20 +101,20 @@ async def test_a_message_back_from_a_dead_worker_takes_the_job_once_its_heartbea
 
 
 async def test_a_message_back_while_the_owner_beats_leaves_the_job_to_it(
-    quick: Settings, sessions: runner.Sessions
+    quick: Settings, sessions: SessionFactory
 ) -> None:
-    job_id = await queued_job(quick, sessions)
+    job_id = await queued_job_id(quick, sessions)
     attempt = await claim_and_leave(sessions, quick, job_id)
 
     async def owner_alive() -> None:
         while True:
             await asyncio.sleep(quick.heartbeat_interval_s)
-            await runner.beat(sessions, job_id, attempt)
+            await lifecycle.beat(sessions, job_id, attempt)
 
     owner = asyncio.create_task(owner_alive())
     try:
         started = time.monotonic()
-        await runner.execute(job_id, quick, sessions, wait_for_owner=True)
+        await execute(job_id, quick, sessions, wait_for_owner=True)
         waited = time.monotonic() - started
     finally:
         owner.cancel()
@@ -130,34 +124,30 @@ async def test_a_message_back_while_the_owner_beats_leaves_the_job_to_it(
 
 
 async def test_a_heartbeat_does_not_change_the_job_resource(
-    quick: Settings, sessions: runner.Sessions
+    quick: Settings, sessions: SessionFactory
 ) -> None:
-    job_id = await queued_job(quick, sessions)
+    job_id = await queued_job_id(quick, sessions)
     attempt = await claim_and_leave(sessions, quick, job_id)
     before = (await job_row(sessions, job_id)).updated_at
     await asyncio.sleep(0.01)
-    assert await runner.beat(sessions, job_id, attempt)
+    assert await lifecycle.beat(sessions, job_id, attempt)
     after = await job_row(sessions, job_id)
     assert after.updated_at == before and after.heartbeat_at is not None
     async with transaction(sessions) as session:  # the job was claimed again meanwhile
-        await session.exec(
-            update(Job).where(col(Job.id) == job_id).values(attempts=attempt + 1)  # type: ignore[call-overload]
-        )
-    assert not await runner.beat(sessions, job_id, attempt)
+        await session.exec(update(Job).where(col(Job.id) == job_id).values(attempts=attempt + 1))
+    assert not await lifecycle.beat(sessions, job_id, attempt)
 
 
 async def test_the_recovery_round_requeues_a_job_whose_worker_stopped_beating(
-    quick: Settings, sessions: runner.Sessions
+    quick: Settings, sessions: SessionFactory
 ) -> None:
-    job_id = await queued_job(quick, sessions)
+    job_id = await queued_job_id(quick, sessions)
     await claim_and_leave(sessions, quick, job_id)
-    assert await runner.requeue_orphaned(sessions, quick) == []
+    assert await lifecycle.requeue_orphaned(sessions, quick) == []
     async with transaction(sessions) as session:
         stale = utcnow() - timedelta(seconds=quick.heartbeat_stale_s + 1)
-        await session.exec(
-            update(Job).where(col(Job.id) == job_id).values(heartbeat_at=stale)  # type: ignore[call-overload]
-        )
-    assert await runner.requeue_orphaned(sessions, quick) == [job_id]
+        await session.exec(update(Job).where(col(Job.id) == job_id).values(heartbeat_at=stale))
+    assert await lifecycle.requeue_orphaned(sessions, quick) == [job_id]
     assert (await job_row(sessions, job_id)).status is JobStatus.queued
 
 
@@ -165,7 +155,7 @@ async def test_cancelling_a_queued_job_frees_its_queue_slot_at_once(data_dir: Pa
     settings = settings_with(data_dir, max_queued_jobs=1)
     async with running_app(settings) as app:
         runtime = app.state.runtime
-        waiting = await queued_job(settings, runtime.sessions)  # a job no worker was given
+        waiting = await queued_job_id(settings, runtime.sessions)  # a job no worker was given
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
 

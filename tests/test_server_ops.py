@@ -17,8 +17,9 @@ import psutil
 import pytest
 
 from service.storage import job_paths
-from tests.server import ServiceProcess, log_records
-from tests.test_server_process import MiB, assert_succeeded_with_csv, wait_until, write_csv
+from tests.helpers import upload, wait_running, wait_until
+from tests.samples import MiB, assert_succeeded_with_csv, write_csv
+from tests.server import ServiceProcess, StartedProcesses, StartService, job_log, log_records
 
 pytestmark = pytest.mark.slow
 
@@ -33,29 +34,9 @@ def big_csv(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
     return path, rows
 
 
-def upload(client: httpx.Client, path: Path) -> str:
-    with open(path, "rb") as handle:
-        response = client.post("/jobs", files={"file": (path.name, handle, "text/csv")})
-    assert response.status_code == 202, response.text
-    job_id: str = response.json()["id"]
-    return job_id
-
-
 def status_of(client: httpx.Client, job_id: str) -> str:
     status: str = client.get(f"/jobs/{job_id}").json()["status"]
     return status
-
-
-def wait_running(client: httpx.Client, job_id: str) -> dict[str, Any]:
-    """The job as first seen running (a 150 MB job then has well over a second to go)."""
-    seen: dict[str, Any] = {}
-
-    def running() -> bool:
-        seen.update(client.get(f"/jobs/{job_id}").json())
-        return seen["status"] == "running"
-
-    wait_until(running)
-    return seen
 
 
 def post_small(client: httpx.Client) -> str:
@@ -65,15 +46,6 @@ def post_small(client: httpx.Client) -> str:
     assert response.status_code == 202, response.text
     job_id: str = response.json()["id"]
     return job_id
-
-
-def job_log(records: list[dict[str, object]], job_id: str, message: str) -> list[int]:
-    """Positions in the log of the lines with this message about this job."""
-    return [
-        n
-        for n, record in enumerate(records)
-        if record.get("job_id") == job_id and record["message"] == message
-    ]
 
 
 def log_time(record: dict[str, object]) -> float:
@@ -138,117 +110,99 @@ def worker_read_bytes(server: ServiceProcess) -> int:
     return total
 
 
-@pytest.fixture
-def data(tmp_path: Path) -> Path:
-    path = tmp_path / "data"
-    path.mkdir()
-    return path
-
-
 @pytest.fixture(scope="module")
 def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     """One server for the tests that only follow their own job to its end."""
     data = tmp_path_factory.mktemp("shared") / "data"
     data.mkdir()
-    service = ServiceProcess(data).start()
-    yield service
-    service.stop()
+    with StartedProcesses() as started:
+        yield started.service(data)
 
 
-def test_cancelling_a_queued_job_and_a_running_one(data: Path, big_csv: tuple[Path, int]) -> None:
-    server = ServiceProcess(data, INGEST_MAX_CONCURRENT_JOBS="1").start()
-    try:
-        with httpx.Client(base_url=server.url, timeout=60) as client:
-            running_id = upload(client, big_csv[0])
-            wait_running(client, running_id)
-            queued_id = post_small(client)
-            assert status_of(client, queued_id) == "queued"
-            for job_id in (queued_id, queued_id, running_id, running_id):
-                cancelled = client.post(f"/jobs/{job_id}/cancel")
-                assert cancelled.status_code == 200, cancelled.text
-                assert cancelled.json()["status"] == "cancelled"
-            time.sleep(1.0)
-            before = worker_read_bytes(server)
-            time.sleep(1.0)
-            assert worker_read_bytes(server) - before < MiB, "the worker kept reading"
-            job = client.get(f"/jobs/{running_id}").json()
-            assert job["status"] == "cancelled"
-            assert job["progress"]["percent"] < 100
-            queued = client.get(f"/jobs/{queued_id}").json()
-            assert queued["status"] == "cancelled"
-            assert queued["started_at"] is None
-            for job_id in (running_id, queued_id):
-                assert client.get(f"/jobs/{job_id}/result").status_code == 409
-            # Jobs are taken in order: once a job submitted now has run, the worker has
-            # passed the cancelled one.
-            behind_id = post_small(client)
-            wait_until(lambda: client.get(f"/jobs/{behind_id}").json()["done"])
-            assert status_of(client, behind_id) == "succeeded"
-            assert status_of(client, queued_id) == "cancelled"
-        records = log_records(server.log)
-        assert len(job_log(records, running_id, "job started")) == 1
-        assert job_log(records, queued_id, "job started") == []
-        assert len(job_log(records, behind_id, "job started")) == 1
+def test_cancelling_a_queued_job_and_a_running_one(
+    data_dir: Path, big_csv: tuple[Path, int], start_service: StartService
+) -> None:
+    server = start_service(data_dir, INGEST_MAX_CONCURRENT_JOBS="1")
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        running_id = upload(client, big_csv[0])
+        wait_running(client, running_id)
+        queued_id = post_small(client)
+        assert status_of(client, queued_id) == "queued"
+        for job_id in (queued_id, queued_id, running_id, running_id):
+            cancelled = client.post(f"/jobs/{job_id}/cancel")
+            assert cancelled.status_code == 200, cancelled.text
+            assert cancelled.json()["status"] == "cancelled"
+        time.sleep(1.0)
+        before = worker_read_bytes(server)
+        time.sleep(1.0)
+        assert worker_read_bytes(server) - before < MiB, "the worker kept reading"
+        job = client.get(f"/jobs/{running_id}").json()
+        assert job["status"] == "cancelled"
+        assert job["progress"]["percent"] < 100
+        queued = client.get(f"/jobs/{queued_id}").json()
+        assert queued["status"] == "cancelled"
+        assert queued["started_at"] is None
         for job_id in (running_id, queued_id):
-            assert job_log(records, job_id, "job succeeded") == []
-            assert not job_paths(data, job_id).result.exists()
-            assert not any(job_paths(data, job_id).root.glob("result.ndjson.*.part"))
-    finally:
-        server.stop()
+            assert client.get(f"/jobs/{job_id}/result").status_code == 409
+        # Jobs are taken in order: once a job submitted now has run, the worker has
+        # passed the cancelled one.
+        behind_id = post_small(client)
+        wait_until(lambda: client.get(f"/jobs/{behind_id}").json()["done"])
+        assert status_of(client, behind_id) == "succeeded"
+        assert status_of(client, queued_id) == "cancelled"
+    records = log_records(server.log)
+    assert len(job_log(records, running_id, "job started")) == 1
+    assert job_log(records, queued_id, "job started") == []
+    assert len(job_log(records, behind_id, "job started")) == 1
+    for job_id in (running_id, queued_id):
+        assert job_log(records, job_id, "job succeeded") == []
+        assert not job_paths(data_dir, job_id).result.exists()
+        assert not any(job_paths(data_dir, job_id).root.glob("result.ndjson.*.part"))
 
 
 def test_sigterm_refuses_uploads_and_leaves_running_jobs_for_the_next_start(
-    data: Path, big_csv: tuple[Path, int]
+    data_dir: Path, big_csv: tuple[Path, int], start_service: StartService
 ) -> None:
     path, rows = big_csv
     env = {"INGEST_SHUTDOWN_GRACE_S": "0.5", "INGEST_MAX_CONCURRENT_JOBS": "1"}
-    server = ServiceProcess(data, **env).start()
-    first_log = server.log
-    try:
-        with httpx.Client(base_url=server.url, timeout=60) as client:
-            job_id = upload(client, path)
-            wait_running(client, job_id)
-        started = time.monotonic()
-        assert server.terminate(timeout=30) in STOPPED_BY_SIGTERM
-        assert time.monotonic() - started < 15
-        with pytest.raises(httpx.TransportError):
-            httpx.post(
-                f"{server.url}/jobs", content=b"a\n1\n", headers={"Content-Type": "text/csv"}
-            )
-        assert not job_paths(data, job_id).result.exists()
-        first = log_records(first_log)
-        assert len(job_log(first, job_id, "job started")) == 1
-        assert job_log(first, job_id, "job succeeded") == [], "the job finished within 0.5 s"
-        assert any(record["message"] == "service stopped" for record in first)
+    server = start_service(data_dir, **env)
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        job_id = upload(client, path)
+        wait_running(client, job_id)
+    started = time.monotonic()
+    assert server.terminate(timeout=30) in STOPPED_BY_SIGTERM
+    assert time.monotonic() - started < 15
+    with pytest.raises(httpx.TransportError):
+        httpx.post(f"{server.url}/jobs", content=b"a\n1\n", headers={"Content-Type": "text/csv"})
+    assert not job_paths(data_dir, job_id).result.exists()
+    first = log_records(server.log)
+    assert len(job_log(first, job_id, "job started")) == 1
+    assert job_log(first, job_id, "job succeeded") == [], "the job finished within 0.5 s"
+    assert any(record["message"] == "service stopped" for record in first)
 
-        server = ServiceProcess(data, **env).start()
-        with httpx.Client(base_url=server.url, timeout=60) as client:
-            wait_until(lambda: client.get(f"/jobs/{job_id}").json()["done"], timeout=120)
-            job = client.get(f"/jobs/{job_id}").json()
-            assert job["status"] == "succeeded", job
-            assert job["result"]["rows"] == rows
-            assert result_lines(client, job_id) == rows
-        second = log_records(server.log)
-        assert len(job_log(second, job_id, "job started")) == 1
-        assert len(job_log(second, job_id, "job succeeded")) == 1
-    finally:
-        server.stop()
+    server = start_service(data_dir, **env)
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        wait_until(lambda: client.get(f"/jobs/{job_id}").json()["done"], timeout=120)
+        job = client.get(f"/jobs/{job_id}").json()
+        assert job["status"] == "succeeded", job
+        assert job["result"]["rows"] == rows
+        assert result_lines(client, job_id) == rows
+    second = log_records(server.log)
+    assert len(job_log(second, job_id, "job started")) == 1
+    assert len(job_log(second, job_id, "job succeeded")) == 1
 
 
 def test_sigterm_lets_a_running_job_finish_within_the_grace_period(
-    data: Path, big_csv: tuple[Path, int]
+    data_dir: Path, big_csv: tuple[Path, int], start_service: StartService
 ) -> None:
     path, rows = big_csv
     env = {"INGEST_SHUTDOWN_GRACE_S": "60", "INGEST_MAX_CONCURRENT_JOBS": "1"}
-    server = ServiceProcess(data, **env).start()
-    try:
-        with httpx.Client(base_url=server.url, timeout=60) as client:
-            job_id = upload(client, path)
-            job = wait_running(client, job_id)
-        signalled = time.time()
-        assert server.terminate(timeout=60) in STOPPED_BY_SIGTERM
-    finally:
-        server.stop()
+    server = start_service(data_dir, **env)
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        job_id = upload(client, path)
+        job = wait_running(client, job_id)
+    signalled = time.time()
+    assert server.terminate(timeout=60) in STOPPED_BY_SIGTERM
     first = log_records(server.log)
     succeeded = job_log(first, job_id, "job succeeded")
     stopped = [n for n, record in enumerate(first) if record["message"] == "service stopped"]
@@ -256,15 +210,13 @@ def test_sigterm_lets_a_running_job_finish_within_the_grace_period(
     assert log_time(first[succeeded[0]]) >= signalled - 0.001, "the job finished before SIGTERM"
     assert len(stopped) == 1 and succeeded[0] < stopped[0]
 
-    server = ServiceProcess(data, **env).start()
-    try:
-        with httpx.Client(base_url=server.url, timeout=60) as client:
-            job = client.get(f"/jobs/{job_id}").json()
-            assert job["status"] == "succeeded", job
-            assert job["result"]["rows"] == rows
-            assert result_lines(client, job_id) == rows
-    finally:
-        server.stop()
+    server = start_service(data_dir, **env)
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        job = client.get(f"/jobs/{job_id}").json()
+        assert job["status"] == "succeeded", job
+        assert job["result"]["rows"] == rows
+        assert result_lines(client, job_id) == rows
+    server.stop()
     started = job_log(first, job_id, "job started") + job_log(
         log_records(server.log), job_id, "job started"
     )
@@ -272,42 +224,34 @@ def test_sigterm_lets_a_running_job_finish_within_the_grace_period(
 
 
 def test_kill_9_of_the_api_alone_ends_its_workers_and_the_job_reruns_cleanly(
-    data: Path, big_csv: tuple[Path, int]
+    data_dir: Path, big_csv: tuple[Path, int], start_service: StartService
 ) -> None:
     path, rows = big_csv
-    first = ServiceProcess(data).start()
-    leftovers: list[psutil.Process] = []
-    second: ServiceProcess | None = None
-    try:
-        with httpx.Client(base_url=first.url, timeout=60) as client:
-            job_id = upload(client, path)
-            wait_running(client, job_id)
-        leftovers = psutil.Process(first.pid).children(recursive=True)
-        assert leftovers, "the server has no worker processes"
-        # What the OOM killer does: SIGKILL to the one process, none to its children.
-        os.kill(first.pid, signal.SIGKILL)
-        assert first.process is not None
-        first.process.wait(timeout=10)
-        killed_at = time.monotonic()
+    first = start_service(data_dir)
+    with httpx.Client(base_url=first.url, timeout=60) as client:
+        job_id = upload(client, path)
+        wait_running(client, job_id)
+    # Noted by `first`: whichever outlives the checks below is killed at teardown.
+    leftovers = first.children()
+    assert leftovers, "the server has no worker processes"
+    # What the OOM killer does: SIGKILL to the one process, none to its children.
+    os.kill(first.pid, signal.SIGKILL)
+    assert first.process is not None
+    first.process.wait(timeout=10)
+    killed_at = time.monotonic()
 
-        second = ServiceProcess(data).start()
-        with httpx.Client(base_url=second.url, timeout=60) as client:
-            wait_until(lambda: client.get(f"/jobs/{job_id}").json()["done"], timeout=90)
-            assert_succeeded_with_csv(client, job_id, rows)
+    second = start_service(data_dir)
+    with httpx.Client(base_url=second.url, timeout=60) as client:
+        wait_until(lambda: client.get(f"/jobs/{job_id}").json()["done"], timeout=90)
+        assert_succeeded_with_csv(client, job_id, rows)
 
-        while still_alive(leftovers) and time.monotonic() < killed_at + 10:
-            time.sleep(0.05)
-        survivors = still_alive(leftovers)
-        assert not survivors, f"still running 10 s after the API died: {describe(survivors)}"
-        killed_log = log_records(first.log)
-        assert job_log(killed_log, job_id, "job succeeded") == [], "a worker outlived the API"
-        assert len(job_log(log_records(second.log), job_id, "job succeeded")) == 1
-    finally:
-        for process in still_alive(leftovers):
-            process.kill()
-        first.stop()
-        if second is not None:
-            second.stop()
+    while still_alive(leftovers) and time.monotonic() < killed_at + 10:
+        time.sleep(0.05)
+    survivors = still_alive(leftovers)
+    assert not survivors, f"still running 10 s after the API died: {describe(survivors)}"
+    killed_log = log_records(first.log)
+    assert job_log(killed_log, job_id, "job succeeded") == [], "a worker outlived the API"
+    assert len(job_log(log_records(second.log), job_id, "job succeeded")) == 1
 
 
 def test_event_stream_follows_a_big_job_to_one_done_event(
@@ -400,46 +344,41 @@ def test_prefer_wait_answers_202_when_the_job_outlasts_it(
         assert finished["result"]["rows"] == rows
 
 
-def test_retention_sweep_removes_expired_jobs_and_orphans(data: Path) -> None:
+def test_retention_sweep_removes_expired_jobs_and_orphans(
+    data_dir: Path, start_service: StartService
+) -> None:
     orphan_id = str(uuid.uuid4())
-    orphan_output = data / "jobs" / orphan_id
+    orphan_output = data_dir / "jobs" / orphan_id
     orphan_output.mkdir(parents=True)
-    orphan_upload = data / "uploads" / orphan_id
+    orphan_upload = data_dir / "uploads" / orphan_id
     orphan_upload.parent.mkdir()
     orphan_upload.write_bytes(b"left behind by a crash")
-    fresh_upload = data / "uploads" / str(uuid.uuid4())
+    fresh_upload = data_dir / "uploads" / str(uuid.uuid4())
     fresh_upload.write_bytes(b"may belong to an upload being recorded right now")
     two_hours_ago = time.time() - 7200
     for orphan in (orphan_output, orphan_upload):
         os.utime(orphan, (two_hours_ago, two_hours_ago))
-    server = ServiceProcess(
-        data, INGEST_RETENTION_HOURS="0.0005", INGEST_SWEEP_INTERVAL_S="0.2"
-    ).start()
-    try:
-        with httpx.Client(base_url=server.url, timeout=30) as client:
-            response = client.post("/jobs", content=b"a\n1\n", headers={"Content-Type": "text/csv"})
-            job_id = response.json()["id"]
-            wait_until(lambda: client.get(f"/jobs/{job_id}").status_code == 404, timeout=30)
-            assert not job_paths(data, job_id).root.exists()
-            assert not job_paths(data, job_id).upload.exists()
-            assert client.get("/jobs").json()["items"] == []
-        assert not orphan_output.exists()
-        assert not orphan_upload.exists()
-        assert fresh_upload.exists()
-    finally:
-        server.stop()
+    server = start_service(data_dir, INGEST_RETENTION_HOURS="0.0005", INGEST_SWEEP_INTERVAL_S="0.2")
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        response = client.post("/jobs", content=b"a\n1\n", headers={"Content-Type": "text/csv"})
+        job_id = response.json()["id"]
+        wait_until(lambda: client.get(f"/jobs/{job_id}").status_code == 404, timeout=30)
+        assert not job_paths(data_dir, job_id).root.exists()
+        assert not job_paths(data_dir, job_id).upload.exists()
+        assert client.get("/jobs").json()["items"] == []
+    assert not orphan_output.exists()
+    assert not orphan_upload.exists()
+    assert fresh_upload.exists()
 
 
-def test_logs_are_json_lines_with_job_ids(data: Path) -> None:
-    server = ServiceProcess(data, INGEST_LOG_LEVEL="INFO").start()
-    try:
-        with httpx.Client(base_url=server.url, timeout=30) as client:
-            response = client.post("/jobs", content=b"a\n1\n", headers={"Content-Type": "text/csv"})
-            job_id = response.json()["id"]
-            request_id = response.headers["x-request-id"]
-            wait_until(lambda: client.get(f"/jobs/{job_id}").json()["done"])
-    finally:
-        server.terminate()
+def test_logs_are_json_lines_with_job_ids(data_dir: Path, start_service: StartService) -> None:
+    server = start_service(data_dir, INGEST_LOG_LEVEL="INFO")
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        response = client.post("/jobs", content=b"a\n1\n", headers={"Content-Type": "text/csv"})
+        job_id = response.json()["id"]
+        request_id = response.headers["x-request-id"]
+        wait_until(lambda: client.get(f"/jobs/{job_id}").json()["done"])
+    server.terminate()
     lines = [orjson.loads(line) for line in server.log.read_text().splitlines() if line.strip()]
     assert all({"time", "level", "message"} <= set(line) for line in lines)
     messages = {line["message"] for line in lines if line.get("job_id") == job_id}

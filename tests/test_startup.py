@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -11,15 +12,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.config import ConfigError, load_settings
-from tests.conftest import ROOT
-from tests.server import ServiceProcess, free_port
-from tests.test_server_process import write_csv
+from service.config import ConfigError, Settings, load_settings
+from service.startup import MissingDependency, check_dependencies
+from tests.apps import ROOT
+from tests.samples import write_csv
+from tests.server import StartService, free_port
 
-pytestmark = pytest.mark.slow
 
-
-def start_service(data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def run_until_exit(data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """`python -m service` expected to stop on its own."""
     return subprocess.run(
         [sys.executable, "-m", "service", "--port", str(free_port())],
@@ -40,11 +40,13 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], *needles: str)
         assert needle in lines[0], lines[0]
 
 
+@pytest.mark.slow
 def test_an_unmigrated_database_is_explained(tmp_path: Path) -> None:
-    done = start_service(tmp_path / "data")
+    done = run_until_exit(tmp_path / "data")
     assert_one_line_error(done, "not migrated", "make migrate")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("variable", "value", "allowed"),
     [
@@ -56,7 +58,7 @@ def test_an_unmigrated_database_is_explained(tmp_path: Path) -> None:
 def test_a_bad_setting_is_named_with_its_value_and_what_is_allowed(
     tmp_path: Path, variable: str, value: str, allowed: str
 ) -> None:
-    done = start_service(tmp_path / "data", **{variable: value})
+    done = run_until_exit(tmp_path / "data", **{variable: value})
     assert_one_line_error(done, variable, repr(value), allowed)
     migrate = subprocess.run(
         [sys.executable, "-m", "alembic", "upgrade", "head"],
@@ -68,7 +70,7 @@ def test_a_bad_setting_is_named_with_its_value_and_what_is_allowed(
     )
     assert_one_line_error(migrate, variable, repr(value))
     worker = subprocess.run(
-        [sys.executable, "-m", "celery", "-A", "service.executors.celery_app", "worker"],
+        [sys.executable, "-m", "celery", "-A", "service.runner.executors.celery_app", "worker"],
         cwd=ROOT,
         env={**os.environ, "INGEST_DATA_DIR": str(tmp_path / "data"), variable: value},
         capture_output=True,
@@ -90,34 +92,46 @@ def test_sizes_may_carry_units(monkeypatch: pytest.MonkeyPatch) -> None:
         load_settings()
 
 
-def test_a_second_instance_on_the_same_data_dir_leaves_the_first_alone(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
+@pytest.mark.slow
+def test_a_second_instance_on_the_same_data_dir_leaves_the_first_alone(
+    data_dir: Path, tmp_path: Path, start_service: StartService
+) -> None:
     rows = write_csv(tmp_path / "big.csv", 150 * 1024 * 1024)
-    first = ServiceProcess(data, INGEST_MAX_CONCURRENT_JOBS="1").start()
-    try:
-        with (
-            httpx.Client(base_url=first.url, timeout=60) as client,
-            open(tmp_path / "big.csv", "rb") as body,
-        ):
-            job_id = client.post(
-                "/jobs?filename=big.csv", content=body, headers={"Content-Type": "text/csv"}
-            ).json()["id"]
-            deadline = time.monotonic() + 30
-            while (job := client.get(f"/jobs/{job_id}").json())["status"] != "running":
-                assert time.monotonic() < deadline, job
-                time.sleep(0.02)
-            started = time.monotonic()
-            second = start_service(data)
-            assert time.monotonic() - started < 15
-            assert_one_line_error(second, "in use by another ingest instance", f"pid {first.pid}")
-            deadline = time.monotonic() + 60
-            while not (done := client.get(f"/jobs/{job_id}").json())["done"]:
-                assert time.monotonic() < deadline, done
-                time.sleep(0.05)
-            assert done["status"] == "succeeded"
-            assert done["result"]["rows"] == rows
-            # Still the first run: the second instance did not re-queue it.
-            assert done["started_at"] == job["started_at"]
-    finally:
-        first.stop()
+    first = start_service(data_dir, INGEST_MAX_CONCURRENT_JOBS="1")
+    with (
+        httpx.Client(base_url=first.url, timeout=60) as client,
+        open(tmp_path / "big.csv", "rb") as body,
+    ):
+        job_id = client.post(
+            "/jobs?filename=big.csv", content=body, headers={"Content-Type": "text/csv"}
+        ).json()["id"]
+        deadline = time.monotonic() + 30
+        while (job := client.get(f"/jobs/{job_id}").json())["status"] != "running":
+            assert time.monotonic() < deadline, job
+            time.sleep(0.02)
+        started = time.monotonic()
+        second = run_until_exit(data_dir)
+        assert time.monotonic() - started < 15
+        assert_one_line_error(second, "in use by another ingest instance", f"pid {first.pid}")
+        deadline = time.monotonic() + 60
+        while not (done := client.get(f"/jobs/{job_id}").json())["done"]:
+            assert time.monotonic() < deadline, done
+            time.sleep(0.05)
+        assert done["status"] == "succeeded"
+        assert done["result"]["rows"] == rows
+        # Still the first run: the second instance did not re-queue it.
+        assert done["started_at"] == job["started_at"]
+
+
+def test_the_scale_out_deployment_without_its_libraries_is_explained(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = Settings(executor="celery", database_url="postgresql+psycopg://db/ingest")
+    installed = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *rest: None if name in ("celery", "psycopg") else installed(name, *rest),
+    )
+    with pytest.raises(MissingDependency, match=r"celery and psycopg not installed.*scaleout"):
+        check_dependencies(settings)

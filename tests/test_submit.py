@@ -12,7 +12,7 @@ import httpx
 
 from service.config import Settings
 from service.storage import job_paths
-from tests.conftest import app_client, settings_with
+from tests.apps import app_client, settings_with
 from tests.helpers import assert_problem, ndjson, wait_for_job
 
 ORDERS_CSV = b"order_id,customer,amount\n1,ada,9.50\n2,grace,12\n3,linus,\n"

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from tests.helpers import FINISHED, ndjson
 from tests.rawhttp import Part, RawConnection, chunked, multipart_body, request_head
-from tests.server import ServiceProcess
+from tests.server import ServiceProcess, StartedProcesses
 
 pytestmark = pytest.mark.slow
 
@@ -58,16 +58,13 @@ EXPECTED_OPTIONS = {
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     data_dir = tmp_path_factory.mktemp("wire") / "data"
     data_dir.mkdir()
-    service = ServiceProcess(
-        data_dir,
-        INGEST_HEADER_TIMEOUT_S=str(HEADER_TIMEOUT_S),
-        INGEST_CLIENT_TIMEOUT_S=str(CLIENT_TIMEOUT_S),
-        INGEST_LOG_LEVEL="WARNING",
-    ).start()
-    try:
-        yield service
-    finally:
-        service.stop()
+    with StartedProcesses() as started:
+        yield started.service(
+            data_dir,
+            INGEST_HEADER_TIMEOUT_S=str(HEADER_TIMEOUT_S),
+            INGEST_CLIENT_TIMEOUT_S=str(CLIENT_TIMEOUT_S),
+            INGEST_LOG_LEVEL="WARNING",
+        )
 
 
 def multipart_upload(parts: list[Part], target: str = "/jobs?format=csv") -> tuple[bytes, bytes]:

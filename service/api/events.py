@@ -9,9 +9,9 @@ from fastapi.responses import StreamingResponse
 
 from service.api import examples
 from service.api.deps import OwnerDep, RuntimeDep
-from service.api.jobs import PROBLEM
+from service.api.responses import PROBLEM
 from service.errors import NotFound
-from service.watch import Snapshot
+from service.jobs.views import Snapshot
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 

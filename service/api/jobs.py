@@ -2,108 +2,27 @@
 
 from __future__ import annotations
 
-import math
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from service import control, reading, submission
 from service.api import examples
 from service.api.deps import OwnerDep, RuntimeDep
-from service.intake import RAW_MEDIA_TYPES
-from service.jobs import MAX_CURSOR_CHARS
-from service.models import JobPage, JobPublic, JobStatus, Problem, RowErrorPage
-from service.options import form_field_schemas
-from service.submission import MAX_IDEMPOTENCY_KEY_CHARS, SubmitQuery
-from service.watch import etag_of
+from service.api.headers import (
+    MAX_WAIT_S,
+    etag_matches,
+    job_headers,
+    plain_seconds,
+    preferred_wait,
+)
+from service.api.responses import CURSOR, JOB_HEADERS, PROBLEM, UPLOAD_BODY, problems
+from service.jobs import control, reading
+from service.models import JobPage, JobPublic, JobStatus, RowErrorPage
+from service.upload import submit as submission
+from service.upload.submit import MAX_IDEMPOTENCY_KEY_CHARS, SubmitQuery
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
-
-MAX_WAIT_S = 30
-
-PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
-JOB_HEADERS = {
-    "ETag": {"description": "Version of the job; send it back in If-None-Match"},
-    "Retry-After": {"description": "1, while the job is not finished"},
-}
-
-
-def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: PROBLEM for status in statuses}
-
-
-UPLOAD_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "description": "The file: a multipart field `file` (the options may come as form "
-        "fields too, and win over the query string), or the raw body.",
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": "The file to parse, with its file name",
-                        },
-                        **form_field_schemas(),
-                    },
-                    "additionalProperties": False,
-                },
-            },
-            **{
-                media_type: {"schema": {"type": "string", "format": "binary"}}
-                for media_type in sorted(RAW_MEDIA_TYPES)
-            },
-        },
-    }
-}
-CURSOR = Query(
-    max_length=MAX_CURSOR_CHARS,
-    pattern=r"^[A-Za-z0-9_-]*$",
-    description="The `next` link of the previous page carries it",
-)
-
-
-def preferred_wait(prefer: str | None) -> float | None:
-    """The `wait` preference of a `Prefer` header (RFC 7240) in seconds: capped at MAX_WAIT_S,
-    to the millisecond."""
-    for preference in (prefer or "").split(","):
-        name, _, value = preference.strip().partition("=")
-        if name.strip().lower() == "wait":
-            try:
-                seconds = float(value.strip().strip('"'))
-            except ValueError:
-                return None
-            if not math.isfinite(seconds):
-                return None
-            return round(min(max(seconds, 0.0), MAX_WAIT_S), 3)
-    return None
-
-
-def plain_seconds(seconds: float) -> str:
-    """`2.5`, `10`, `0`: a number of seconds as people write it, never in exponent form."""
-    return f"{seconds:.3f}".rstrip("0").rstrip(".")
-
-
-def etag_matches(if_none_match: str | None, etag: str) -> bool:
-    """RFC 9110 If-None-Match: `*`, or a list of (possibly weak) entity tags."""
-    if not if_none_match:
-        return False
-    if if_none_match.strip() == "*":
-        return True
-    tags = (tag.strip().removeprefix("W/") for tag in if_none_match.split(","))
-    return etag in tags
-
-
-def job_headers(job: JobPublic) -> dict[str, str]:
-    headers = {"ETag": etag_of(job)}
-    if not job.done:
-        headers["Retry-After"] = "1"
-    return headers
 
 
 @router.post(
@@ -133,7 +52,7 @@ def job_headers(job: JobPublic) -> dict[str, str]:
         422: {**PROBLEM, "description": "This Idempotency-Key was used for a different upload"},
         503: {**PROBLEM, "description": "The queue is full, or the service is stopping"},
         507: {**PROBLEM, "description": "Free disk would fall below INGEST_MIN_FREE_BYTES"},
-        **_problems(401),
+        **problems(401),
     },
     openapi_extra=UPLOAD_BODY,
 )
@@ -182,7 +101,7 @@ async def submit_job(
     wait = preferred_wait(prefer)
     if submitted.created and wait is None:
         background.add_task(submission.dispatch, runtime, submitted.job.id)
-    job = await submission.start(runtime, submitted, owner, wait)
+    job = await submission.answer(runtime, submitted, owner, wait)
     if wait is not None:
         response.headers["Preference-Applied"] = f"wait={plain_seconds(wait)}"
     response.status_code = 200 if job.done or not submitted.created else 202
@@ -191,7 +110,7 @@ async def submit_job(
     return job
 
 
-@router.get("", response_model=JobPage, operation_id="listJobs", responses=_problems(400, 401))
+@router.get("", response_model=JobPage, operation_id="listJobs", responses=problems(400, 401))
 async def list_jobs(
     runtime: RuntimeDep,
     owner: OwnerDep,
@@ -210,7 +129,7 @@ async def list_jobs(
     responses={
         200: {"headers": JOB_HEADERS},
         304: {"description": "Not modified (If-None-Match)"},
-        **_problems(400, 401, 404),
+        **problems(400, 401, 404),
     },
 )
 async def get_job(
@@ -244,7 +163,7 @@ router.add_api_route("/{job_id}", get_job, methods=["HEAD"], include_in_schema=F
     operation_id="cancelJob",
     responses={
         409: {**PROBLEM, "description": "The job has already finished"},
-        **_problems(401, 404),
+        **problems(401, 404),
     },
 )
 async def cancel_job(job_id: str, runtime: RuntimeDep, owner: OwnerDep) -> JobPublic:
@@ -256,7 +175,7 @@ async def cancel_job(job_id: str, runtime: RuntimeDep, owner: OwnerDep) -> JobPu
     "/{job_id}",
     status_code=204,
     operation_id="deleteJob",
-    responses={204: {"description": "Deleted"}, **_problems(401, 404)},
+    responses={204: {"description": "Deleted"}, **problems(401, 404)},
 )
 async def delete_job(job_id: str, runtime: RuntimeDep, owner: OwnerDep) -> Response:
     """Cancel the job if needed, then remove it, its upload and its result."""
@@ -279,7 +198,7 @@ async def delete_job(job_id: str, runtime: RuntimeDep, owner: OwnerDep) -> Respo
             "description": "The records, one JSON object a line",
         },
         409: {**PROBLEM, "description": "The job has not succeeded (yet)"},
-        **_problems(401, 404),
+        **problems(401, 404),
     },
 )
 async def get_result(job_id: str, runtime: RuntimeDep, owner: OwnerDep) -> StreamingResponse:
@@ -299,7 +218,7 @@ async def get_result(job_id: str, runtime: RuntimeDep, owner: OwnerDep) -> Strea
     "/{job_id}/errors",
     response_model=RowErrorPage,
     operation_id="getRowErrors",
-    responses=_problems(400, 401, 404),
+    responses=problems(400, 401, 404),
 )
 async def get_row_errors(
     job_id: str,

@@ -10,9 +10,9 @@ from pathlib import Path
 import aiofiles
 import pyarrow as pa
 
+from service.parsing.cancelling import cancel_and_wait
 from service.parsing.csv_scan import THREADS
 from service.parsing.early_output import Resume
-from service.parsing.futures import cancel_and_wait
 from service.parsing.ndjson import render_records
 from service.parsing.progress import WRITE, ProgressReporter
 from service.parsing.source import TextSource

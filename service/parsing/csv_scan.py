@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from service.parsing.cancelling import cancel_and_wait
 from service.parsing.column_types import (
     NULL,
     BlockCounts,
@@ -35,7 +36,6 @@ from service.parsing.csv_records import (
     read_records,
 )
 from service.parsing.early_output import EarlyOutput
-from service.parsing.futures import cancel_and_wait
 from service.parsing.ndjson import render_records
 from service.parsing.progress import SCAN, ProgressReporter
 from service.parsing.row_errors import ErrorLog, RowError
@@ -85,7 +85,7 @@ class _Guess:
     render: bool
 
 
-async def scan(
+async def scan(  # noqa: C901 - one read-frame-dispatch loop; its branches are the framing cases, kept together so the order of blocks is visible
     text: TextSource,
     buffer: bytes,
     layout: Layout,

@@ -64,7 +64,7 @@ def read_lines_fast(
     return None if fast is None else fast.data
 
 
-def read_lines(
+def read_lines(  # noqa: C901 - each way Arrow's reader may not vouch for a block is a branch
     piece: bytes, summary: JsonSummary, *, limits: Limits, schema: pa.Schema | None
 ) -> FastLines | None:
     """Like `read_lines_fast`, reading against `schema` (None: one learnt from the block's

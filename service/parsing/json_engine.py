@@ -14,9 +14,9 @@ from pathlib import Path
 import aiofiles
 import pyarrow as pa
 
+from service.parsing.cancelling import cancel_and_wait
 from service.parsing.contract import ParseOptions, ParseResult
 from service.parsing.decoding import decode_lossless
-from service.parsing.futures import cancel_and_wait
 from service.parsing.json_array import JsonArrayReader
 from service.parsing.json_arrow import learn_from_records, merge_schemas, read_lines
 from service.parsing.json_values import JsonSummary, check_record
@@ -38,7 +38,7 @@ class _Output:
     schema: pa.Schema | None = None  # what Arrow may read the next blocks against
 
 
-async def parse_json_records(
+async def parse_json_records(  # noqa: C901 - one read-frame-dispatch loop for JSON lines and arrays, as in csv_scan.scan
     text: TextSource,
     *,
     format: str,

@@ -7,7 +7,7 @@ default limits, like the files that broke the service.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 SMALL = {
@@ -22,7 +22,7 @@ SMALL = {
 class Case:
     name: str
     make: Callable[[], bytes]
-    options: dict[str, object] = field(default_factory=dict)
+    options: Mapping[str, object] = field(default_factory=dict)
     failure: str | None = None  # the job fails with this code
     rows: int | None = None  # else: records written
     errors: list[tuple[int, str]] = field(default_factory=list)  # (line, type) of row errors

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,10 +61,29 @@ async def parse_bytes(
     return Outcome(result, records, errors, seen, text)
 
 
-async def failure_code(directory: Path, data: bytes, **options: object) -> str:
+def parse_in_temp_dir(data: bytes, *, chunk_size: int | None = None, **options: object) -> Outcome:
+    """`parse_bytes` in a temporary directory of its own, run to its end: for hypothesis
+    tests, which run many examples in one test and so cannot use `tmp_path`."""
+    with tempfile.TemporaryDirectory() as directory:
+        return asyncio.run(parse_bytes(Path(directory), data, chunk_size=chunk_size, **options))
+
+
+def as_text_values(outcome: Outcome) -> list[list[object]]:
+    """Records with numbers as their exact text, booleans as written by the parser."""
+    rows = []
+    for line in outcome.result_text.split("\n"):
+        if line:
+            record = json.loads(line, parse_int=str, parse_float=str)
+            rows.append(list(record.values()))
+    return rows
+
+
+async def failure_code(
+    directory: Path, data: bytes, *, chunk_size: int | None = None, **options: object
+) -> str:
     """The code of the ParseFailure that parsing `data` must raise."""
     with pytest.raises(ParseFailure) as failure:
-        await parse_bytes(directory, data, **options)
+        await parse_bytes(directory, data, chunk_size=chunk_size, **options)
     return failure.value.code
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,7 +34,7 @@ ARRAY = b'[{"a": 1}]'
     ],
 )
 async def test_detection_order(
-    tmp_path: Path, data: bytes, options: dict[str, object], expected: str
+    tmp_path: Path, data: bytes, options: dict[str, Any], expected: str
 ) -> None:
     outcome = await parse_bytes(tmp_path, data, **options)
     assert outcome.result.format == expected

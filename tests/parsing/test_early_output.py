@@ -10,14 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from service.parsing.early_output import EarlyOutput, Resume
-from tests.parsing.support import Outcome, csv_bytes, parse_bytes
-from tests.parsing.test_properties import (
-    SETTINGS,
+from tests.parsing.reference import expected_values, reference_type
+from tests.parsing.strategies import SETTINGS, typed_value
+from tests.parsing.support import (
+    Outcome,
     as_text_values,
-    expected_values,
-    reference_type,
-    run,
-    typed_value,
+    csv_bytes,
+    parse_bytes,
+    parse_in_temp_dir,
 )
 
 
@@ -131,7 +131,7 @@ def test_output_follows_the_final_types_however_they_narrow(
     header = [f"h{i}" for i in range(len(columns))]
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows([header, *rows])
-    outcome = run(buffer.getvalue().encode(), delimiter=",", chunk_size=chunk_size)
+    outcome = parse_in_temp_dir(buffer.getvalue().encode(), delimiter=",", chunk_size=chunk_size)
     types = [str(column["type"]) for column in outcome.result.columns]
     assert types == [reference_type(values) for values in columns]
     assert as_text_values(outcome) == expected_values(rows, types)

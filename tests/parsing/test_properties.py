@@ -3,57 +3,20 @@ and the vectorised type check agrees with a plain Python one."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
-import re
-import tempfile
 from collections.abc import Iterator
-from datetime import date
-from pathlib import Path
 
 import pyarrow as pa
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from service.parsing import ParseFailure
 from service.parsing.column_types import ColumnProfile, profile_batch
-from tests.parsing.support import Outcome, parse_bytes
-
-SETTINGS = settings(
-    max_examples=80,
-    deadline=None,
-    database=None,  # no .hypothesis directory in the repo
-    suppress_health_check=[HealthCheck.too_slow],
-)
-
-
-def run(data: bytes, **options: object) -> Outcome:
-    with tempfile.TemporaryDirectory() as directory:
-        return asyncio.run(parse_bytes(Path(directory), data, **options))
-
-
-def as_text_values(outcome: Outcome) -> list[list[object]]:
-    """Records with numbers as their exact text, booleans as written by the parser."""
-    rows = []
-    for line in outcome.result_text.split("\n"):
-        if line:
-            record = json.loads(line, parse_int=str, parse_float=str)
-            rows.append(list(record.values()))
-    return rows
-
-
-def expected_values(rows: list[list[str]], types: list[str]) -> list[list[object]]:
-    def convert(value: str, kind: str) -> object:
-        if value == "":
-            return None
-        if kind == "boolean":
-            return value.lower() == "true"
-        return value
-
-    return [[convert(v, k) for v, k in zip(row, types, strict=True)] for row in rows]
-
+from tests.parsing.reference import expected_values, reference_type
+from tests.parsing.strategies import SETTINGS, typed_value
+from tests.parsing.support import as_text_values, parse_in_temp_dir
 
 # A bare CR is left out: csv.writer does not quote it when the line ends are LF only, so its
 # own reader would not read such a table back either.
@@ -81,7 +44,9 @@ def test_csv_writer_tables_come_back(
     header = [f"h{i}" for i in range(width)]
     buffer = io.StringIO()
     csv.writer(buffer, **dialect).writerows([header, *rows])  # type: ignore[arg-type]
-    outcome = run(buffer.getvalue().encode(), delimiter=dialect["delimiter"], chunk_size=chunk_size)
+    outcome = parse_in_temp_dir(
+        buffer.getvalue().encode(), delimiter=dialect["delimiter"], chunk_size=chunk_size
+    )
     types = [str(column["type"]) for column in outcome.result.columns]
     assert outcome.errors == []
     assert as_text_values(outcome) == expected_values(rows, types)
@@ -136,7 +101,7 @@ def test_any_text_parses_as_pythons_csv_reads_it(text: str, chunk_size: int | No
     for a quoted field left open at the end of the file."""
     records, cut_off = python_csv_records(text)
     try:
-        outcome = run(text.encode(), delimiter=",", chunk_size=chunk_size)
+        outcome = parse_in_temp_dir(text.encode(), delimiter=",", chunk_size=chunk_size)
     except ParseFailure as failure:
         if failure.code == "header_unterminated_quote":
             assert cut_off and (not records or cut_off[0] < records[0][0])
@@ -154,63 +119,6 @@ def test_any_text_parses_as_pythons_csv_reads_it(text: str, chunk_size: int | No
         error["type"] == ("unterminated_quote" if error["line"] in cut_off else "field_count")
         for error in outcome.errors
     )
-
-
-def reference_type(values: list[str]) -> str:
-    present = [v for v in values if v != ""]
-    if not present:
-        return "null"
-
-    def every(test: object) -> bool:
-        return all(test(v) for v in present)  # type: ignore[operator]
-
-    def is_int(v: str) -> bool:
-        return re.fullmatch(r"-?(0|[1-9][0-9]*)", v) is not None and -(2**63) <= int(v) < 2**63
-
-    def is_number(v: str) -> bool:
-        if re.fullmatch(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?", v) is None:
-            return False
-        if re.fullmatch(r"-?[0-9]+", v) and not is_int(v):
-            return False
-        return float(v) not in (float("inf"), float("-inf"))
-
-    def is_date(v: str) -> bool:
-        if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", v[:10]) is None:
-            return False
-        try:
-            date.fromisoformat(v[:10])
-        except ValueError:
-            return False
-        return True
-
-    time = (
-        r"([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]+)?)?"
-        r"(Z|[+-]([01][0-9]|2[0-3])(:?[0-5][0-9])?)?"
-    )
-    if every(lambda v: v.lower() in ("true", "false")):
-        return "boolean"
-    if every(is_int):
-        return "integer"
-    if every(is_number):
-        return "number"
-    if every(lambda v: len(v) == 10 and is_date(v)):
-        return "date"
-    if every(lambda v: is_date(v) and re.fullmatch("[T ]" + time, v[10:]) is not None):
-        return "datetime"
-    return "string"
-
-
-typed_value = st.one_of(
-    st.just(""),
-    st.sampled_from(["true", "FALSE", "True", "yes", "007", "0", "-0", "1e400", "+1", ".5"]),
-    st.integers(-(2**64), 2**64).map(str),
-    st.floats(allow_nan=False, allow_infinity=False).map(repr),
-    st.dates().map(lambda d: d.isoformat()),
-    st.datetimes().map(lambda d: d.isoformat(sep="T")),
-    st.datetimes().map(lambda d: d.isoformat(sep=" ", timespec="minutes") + "Z"),
-    st.sampled_from(["2024-02-30", "2024-01-01T24:00", "2024-01-01 10:00Z", "2024-1-1"]),
-    st.text(max_size=4),
-)
 
 
 @SETTINGS
@@ -246,11 +154,13 @@ def test_json_arrays_come_back_element_by_element(
     elements: list[object], indent: int | None, chunk_size: int | None
 ) -> None:
     text = json.dumps(elements, indent=indent, ensure_ascii=False)
-    outcome = run(text.encode(), chunk_size=chunk_size)
+    outcome = parse_in_temp_dir(text.encode(), chunk_size=chunk_size)
     assert outcome.records == [e for e in elements if isinstance(e, dict)]
     lines = text.split("\n")
     not_objects = [e for e in elements if not isinstance(e, dict)]
     assert [error["type"] for error in outcome.errors] == ["not_object"] * len(not_objects)
     for error, element in zip(outcome.errors, not_objects, strict=True):
-        line = lines[error["line"] - 1]
+        number = error["line"]
+        assert isinstance(number, int), error
+        line = lines[number - 1]
         assert json.dumps(element, ensure_ascii=False) in line

@@ -11,7 +11,9 @@ import pytest
 from tests.parsing.support import csv_bytes, parse_bytes
 
 
-async def column(tmp_path: Path, *values: str, chunk_size: int | None = None) -> tuple[str, list]:
+async def column(
+    tmp_path: Path, *values: str, chunk_size: int | None = None
+) -> tuple[str, list[object]]:
     outcome = await parse_bytes(
         tmp_path, csv_bytes("v,k", *[f"{v},x" for v in values]), chunk_size=chunk_size
     )
@@ -43,7 +45,9 @@ async def column(tmp_path: Path, *values: str, chunk_size: int | None = None) ->
         (["a", "1", "true"], "string", ["a", "1", "true"]),
     ],
 )
-async def test_column_types(tmp_path: Path, values: list[str], kind: str, output: list) -> None:
+async def test_column_types(
+    tmp_path: Path, values: list[str], kind: str, output: list[object]
+) -> None:
     assert await column(tmp_path, *values) == (kind, output)
 
 

@@ -16,7 +16,7 @@ from service.parsing.column_types import (
     count_block,
     count_wide_block,
 )
-from tests.parsing.test_properties import typed_value
+from tests.parsing.strategies import typed_value
 
 ALL = {BOOLEAN, INTEGER, NUMBER, DATE, DATETIME}
 candidate_sets = st.sampled_from([ALL, {INTEGER, NUMBER}, {NUMBER}, {DATE}, {DATETIME}, set()])

@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 
-from service.executors.pool import POOL_PARENT_PID_ENV
+from service.runner.executors.pool import POOL_PARENT_PID_ENV
 
 
 def _in_forkserver() -> bool:

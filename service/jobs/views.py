@@ -15,10 +15,10 @@ import time
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 
-from service import jobs
+from service.db import SessionFactory
 from service.errors import NotFound
+from service.jobs import queries
 from service.models import JobPublic
-from service.runner import Sessions
 
 # How long a snapshot may be served: unfinished jobs change with every progress write;
 # finished ones only when deleted or expired.
@@ -48,7 +48,7 @@ class Snapshot:
 class JobViews:
     """The job resources this process serves, and wake-ups when they change."""
 
-    def __init__(self, sessions: Sessions) -> None:
+    def __init__(self, sessions: SessionFactory) -> None:
         self._sessions = sessions
         self._snapshots: OrderedDict[str, Snapshot] = OrderedDict()
         self._loading: dict[str, asyncio.Future[Snapshot | None]] = {}
@@ -83,7 +83,7 @@ class JobViews:
 
     async def _load(self, job_id: str) -> Snapshot | None:
         async with self._sessions() as session:
-            row = await jobs.get_job(session, job_id)
+            row = await queries.get_job(session, job_id)
         if row is None:
             self._snapshots.pop(job_id, None)
             return None

@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import col, select
 
-from service import runner
 from service.config import Settings
-from service.db import transaction
+from service.db import SessionFactory, transaction
 from service.models import FINISHED_STATUSES, Job, utcnow
+from service.runner import lifecycle
 from service.storage import job_paths, remove_job_files
 
 if TYPE_CHECKING:
-    from service.executors import Executor
+    from service.runner.executors import Executor
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ ORPHAN_MIN_AGE_S = 3600
 SWEEP_BATCH = 500
 
 
-async def expire_jobs(settings: Settings, sessions: runner.Sessions) -> int:
+async def expire_jobs(settings: Settings, sessions: SessionFactory) -> int:
     """Delete finished jobs past `expires_at`, with their files; returns how many."""
     removed = 0
     while True:
@@ -73,7 +73,7 @@ def _remove_path(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-async def remove_orphans(settings: Settings, sessions: runner.Sessions) -> int:
+async def remove_orphans(settings: Settings, sessions: SessionFactory) -> int:
     """Remove uploads and job directories that have no job row, and abandoned partial uploads."""
     now = time.time()
     candidates = [
@@ -102,18 +102,18 @@ async def remove_orphans(settings: Settings, sessions: runner.Sessions) -> int:
     return removed
 
 
-async def recover(settings: Settings, sessions: runner.Sessions, executor: Executor) -> None:
+async def recover(settings: Settings, sessions: SessionFactory, executor: Executor) -> None:
     """One round of recovery: requeue jobs whose worker died, re-dispatch jobs without one.
 
     Only jobs handed over at least one recovery interval ago are candidates, so a job being
     dispatched right now is left alone; claiming in the database makes any repeat harmless.
     """
-    requeued = await runner.requeue_orphaned(sessions, settings)
+    requeued = await lifecycle.requeue_orphaned(sessions, settings)
     if requeued:
         logger.warning("worker lost; jobs queued again", extra={"job_ids": list(requeued)})
-    queued = await runner.queued_jobs(sessions)
+    queued = await lifecycle.queued_jobs(sessions)
     settled = utcnow() - timedelta(seconds=settings.recovery_interval_s)
-    candidates = set(await runner.queued_jobs(sessions, older_than=settled)) - set(requeued)
+    candidates = set(await lifecycle.queued_jobs(sessions, older_than=settled)) - set(requeued)
     # Jobs of dead workers have no message to wait for (Redis keeps it until its visibility
     # timeout); the others are compared with what the executor holds.
     others = [job_id for job_id in queued if job_id in candidates]
@@ -121,7 +121,7 @@ async def recover(settings: Settings, sessions: runner.Sessions, executor: Execu
     if not missing:
         return
     # Marking first means two API processes do not both publish the same jobs.
-    marked = set(await runner.mark_dispatched(sessions, missing, older_than=settled))
+    marked = set(await lifecycle.mark_dispatched(sessions, missing, older_than=settled))
     resubmitted = [job_id for job_id in missing if job_id in marked]
     for job_id in resubmitted:
         await executor.submit(job_id)
@@ -130,7 +130,7 @@ async def recover(settings: Settings, sessions: runner.Sessions, executor: Execu
 
 
 async def recover_periodically(
-    settings: Settings, sessions: runner.Sessions, executor: Executor
+    settings: Settings, sessions: SessionFactory, executor: Executor
 ) -> None:
     """Recover every `recovery_interval_s` until cancelled; a failed round is logged."""
     while True:
@@ -141,7 +141,7 @@ async def recover_periodically(
         await asyncio.sleep(settings.recovery_interval_s)
 
 
-async def sweep(settings: Settings, sessions: runner.Sessions) -> None:
+async def sweep(settings: Settings, sessions: SessionFactory) -> None:
     """One round of retention."""
     expired = await expire_jobs(settings, sessions)
     orphans = await remove_orphans(settings, sessions)
@@ -149,7 +149,7 @@ async def sweep(settings: Settings, sessions: runner.Sessions) -> None:
         logger.info("sweep", extra={"expired_jobs": expired, "orphan_files": orphans})
 
 
-async def run_periodically(settings: Settings, sessions: runner.Sessions) -> None:
+async def run_periodically(settings: Settings, sessions: SessionFactory) -> None:
     """Sweep every `sweep_interval_s` until cancelled; a failed round is logged, not fatal."""
     while True:
         try:

@@ -12,9 +12,10 @@ import multiprocessing
 import os
 from collections.abc import Awaitable, Callable, Sequence
 
-from service import runner, worker
 from service.config import Settings
-from service.executors.pool import POOL_PARENT_PID_ENV, ProcessPool, WorkerDied
+from service.db import SessionFactory
+from service.runner import lifecycle, worker
+from service.runner.executors.pool import POOL_PARENT_PID_ENV, ProcessPool, WorkerDied
 
 logger = logging.getLogger(__name__)
 
@@ -22,11 +23,15 @@ logger = logging.getLogger(__name__)
 def _new_pool(size: int) -> ProcessPool:
     # forkserver: workers fork from a small clean process with the service preloaded,
     # never from this process with its threads and open sockets. The forkserver ignores
-    # group signals (`service.executors.forkserver`, which this process must never import).
+    # group signals (`service.runner.executors.forkserver`, which this process must never import).
     os.environ[POOL_PARENT_PID_ENV] = str(os.getpid())
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(
-        ["service.executors.forkserver", "service.executors.pool", "service.worker"]
+        [
+            "service.runner.executors.forkserver",
+            "service.runner.executors.pool",
+            "service.runner.worker",
+        ]
     )
     return ProcessPool(size, context, worker.init_pool_process)
 
@@ -35,7 +40,7 @@ class InProcessExecutor:
     def __init__(
         self,
         settings: Settings,
-        sessions: runner.Sessions,
+        sessions: SessionFactory,
         on_done: Callable[[str], Awaitable[None]],
     ) -> None:
         self._settings = settings
@@ -101,7 +106,7 @@ class InProcessExecutor:
                 "worker process died; the job is queued again",
                 extra={"job_id": job_id, "reason": str(died)},
             )
-            await runner.release(self._sessions, job_id)
+            await lifecycle.requeue(self._sessions, job_id)
             self._running.discard(job_id)
             await self.submit(job_id)
             return

@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-from service import jobs
 from service.config import Settings
+from service.db import SessionFactory
 from service.errors import InsufficientStorage, ServiceUnavailable
-from service.runner import Sessions
+from service.jobs import queries
 from service.storage import free_bytes
 
 RETRY_AFTER_BUSY_S = 5
@@ -20,7 +20,7 @@ REFRESH_S = 0.5
 
 
 class Admission:
-    def __init__(self, settings: Settings, sessions: Sessions) -> None:
+    def __init__(self, settings: Settings, sessions: SessionFactory) -> None:
         self._settings = settings
         self._sessions = sessions
         self._waiting = 0
@@ -38,7 +38,7 @@ class Admission:
         now = time.monotonic()
         if now - self._counted_at > REFRESH_S:
             async with self._sessions() as session:
-                self._waiting = await jobs.count_waiting(session)
+                self._waiting = await queries.count_waiting(session)
             self._counted_at = now
         if self._waiting >= self._settings.max_queued_jobs:
             raise ServiceUnavailable(

@@ -1,4 +1,5 @@
-"""Accepting an upload: admission checks, streaming to storage, recording the job."""
+"""Accepting an upload: admission checks, the body streamed to storage, the job recorded, and
+the answer (idempotent retries answered with the original job)."""
 
 from __future__ import annotations
 
@@ -12,19 +13,20 @@ from pydantic import Field
 from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 
-from service import jobs
-from service.digests import expected_sha256
 from service.errors import (
     BadRequest,
     Conflict,
     ProblemError,
     UnprocessableContent,
 )
-from service.intake import Upload, check_declared_size, check_media_type, receive
-from service.models import Job, JobPublic
+from service.jobs import queries
+from service.models import Job, JobPublic, new_job_id
 from service.options import JobOptions
 from service.runtime import Runtime
 from service.storage import job_paths, remove_job_files
+from service.upload.digests import expected_sha256
+from service.upload.receive import Upload, receive
+from service.upload.request import check_declared_size, check_media_type
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +92,7 @@ async def _submit(request: Request, runtime: Runtime, owner: str, query: SubmitQ
     runtime.uploads_in_flight.add(in_flight)
     try:
         async with runtime.sessions() as session:
-            original = await jobs.find_by_idempotency_key(session, owner, key)
+            original = await queries.find_by_idempotency_key(session, owner, key)
         if original is not None:
             return Submitted(await _replay(runtime, upload, original), False)
         await runtime.admission.check(declared)
@@ -127,13 +129,17 @@ async def _receive(runtime: Runtime, upload: _Request, destination: Path | None)
 
 async def _store(runtime: Runtime, upload: _Request, owner: str, key: str | None = None) -> Job:
     settings = runtime.settings
-    job_id = jobs.new_job_id()
+    job_id = new_job_id()
     paths = job_paths(settings.data_dir, job_id)
     stored = await _receive(runtime, upload, paths.upload)
-    job = jobs.new_job(
+    job = queries.new_job(
         job_id=job_id,
         owner=owner,
-        upload=stored,
+        file_name=stored.file_name,
+        media_type=stored.media_type,
+        content_encoding=stored.content_encoding,
+        options=stored.options,
+        stored=stored.stored,
         retention=timedelta(hours=settings.retention_hours),
         idempotency_key=key,
     )
@@ -173,10 +179,12 @@ async def dispatch(runtime: Runtime, job_id: str) -> None:
         logger.exception("job dispatch failed; it stays queued", extra={"job_id": job_id})
 
 
-async def start(
+async def answer(
     runtime: Runtime, submitted: Submitted, owner: str, wait: float | None
 ) -> JobPublic:
-    """The job to answer with: as accepted, or, with `Prefer: wait`, once done or out of time."""
+    """The job to answer the upload with: as accepted, or, with `Prefer: wait`, once it is
+    done or the wait is over (it then starts the job itself rather than leave that to the
+    background task that runs after the response)."""
     job = JobPublic.from_job(submitted.job)
     if wait is None:
         return job

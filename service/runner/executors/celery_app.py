@@ -1,4 +1,5 @@
-"""The Celery application that `make worker` runs: `celery -A service.executors.celery_app worker`.
+"""The Celery application that `make worker` runs:
+`celery -A service.runner.executors.celery_app worker`.
 
 Celery needs its app object at import time; it is configured from the same
 `INGEST_*` settings as the API.
@@ -16,9 +17,9 @@ from celery import Celery
 from celery.signals import worker_process_init
 from celery.worker.consumer import Consumer
 
-from service import worker
 from service.config import ConfigError, Settings, get_settings
-from service.executors.celery import RUN_JOB_TASK
+from service.runner import worker
+from service.runner.executors.celery import RUN_JOB_TASK
 
 logger = logging.getLogger(__name__)
 

@@ -1,12 +1,11 @@
-"""Where jobs run: in this process's worker pool, or on Celery workers."""
+"""Where jobs run: in this process's worker pool (`inprocess`), or on Celery workers
+(`celery`, with `celery_app` the workers' side). This module only says what an executor
+offers; `service.main` chooses one, so nothing that merely holds an executor loads either."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
-
-from service.config import Settings
-from service.runner import Sessions
 
 
 class Executor(Protocol):
@@ -34,14 +33,3 @@ class Executor(Protocol):
 
 
 JobDone = Callable[[str], Awaitable[None]]
-
-
-def create_executor(settings: Settings, sessions: Sessions, on_done: JobDone) -> Executor:
-    """The executor that `INGEST_EXECUTOR` names; `on_done` hears of jobs run locally."""
-    if settings.executor == "celery":
-        from service.executors.celery import CeleryExecutor
-
-        return CeleryExecutor(settings)
-    from service.executors.inprocess import InProcessExecutor
-
-    return InProcessExecutor(settings, sessions, on_done)

@@ -11,10 +11,9 @@ from collections.abc import Sequence
 
 from sqlalchemy.exc import IntegrityError
 
-from service.db import is_disk_full, is_transient, transaction
+from service.db import SessionFactory, is_disk_full, is_transient, transaction
 from service.errors import InsufficientStorage, ServiceUnavailable
 from service.models import Job
-from service.runner import Sessions
 
 RETRY_AFTER_S = 5
 
@@ -32,7 +31,7 @@ def _refusal(exc: Exception) -> Exception:
 
 
 class JobRecorder:
-    def __init__(self, sessions: Sessions) -> None:
+    def __init__(self, sessions: SessionFactory) -> None:
         self._sessions = sessions
         self._waiting: list[tuple[Job, asyncio.Future[None]]] = []
         self._committing: asyncio.Task[None] | None = None

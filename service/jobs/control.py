@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from service import jobs, runner
 from service.db import transaction
 from service.errors import Conflict
+from service.jobs import queries
 from service.models import JobPublic, JobStatus
+from service.runner import lifecycle
 from service.runtime import Runtime
 from service.storage import job_paths, remove_job_files
 
@@ -16,8 +17,8 @@ async def cancel(runtime: Runtime, job_id: str, owner: str) -> JobPublic:
     """Cancel a queued or running job; cancelling a cancelled job again is a no-op; 409 if done."""
     retention = timedelta(hours=runtime.settings.retention_hours)
     async with transaction(runtime.sessions) as session:
-        job = await jobs.find_job(session, job_id, owner)
-        cancelled = await runner.cancel(session, job, retention)
+        job = await queries.find_job(session, job_id, owner)
+        cancelled = await lifecycle.cancel(session, job, retention)
         if not cancelled and job.status is not JobStatus.cancelled:
             raise Conflict(f"The job has already {job.status.value}; it cannot be cancelled.")
     if cancelled:
@@ -30,8 +31,8 @@ async def delete(runtime: Runtime, job_id: str, owner: str) -> None:
     """Cancel if needed, then forget the job and remove its files."""
     retention = timedelta(hours=runtime.settings.retention_hours)
     async with transaction(runtime.sessions) as session:
-        job = await jobs.find_job(session, job_id, owner)
-        await runner.cancel(session, job, retention)
+        job = await queries.find_job(session, job_id, owner)
+        await lifecycle.cancel(session, job, retention)
         await session.delete(job)
     runtime.admission.queue_changed()
     runtime.views.changed(job_id)

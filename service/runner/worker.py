@@ -17,17 +17,17 @@ from multiprocessing import forkserver
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service import runner
 from service.config import Settings
-from service.db import create_engine, session_factory
+from service.db import SessionFactory, create_engine, session_factory
 from service.logs import configure_logging
+from service.runner.execute import execute
 
 
 @dataclass
 class _WorkerState:
     loop: asyncio.AbstractEventLoop
     engine: AsyncEngine
-    sessions: runner.Sessions
+    sessions: SessionFactory
 
 
 _states: dict[str, _WorkerState] = {}
@@ -50,10 +50,10 @@ def _state_for(settings: Settings) -> _WorkerState:
 
 
 def run_job(job_id: str, settings: Settings, *, wait_for_owner: bool = False) -> None:
-    """Run one job to completion in this process (blocking); see `runner.execute`."""
+    """Run one job to completion in this process (blocking); see `execute`."""
     state = _state_for(settings)
     state.loop.run_until_complete(
-        runner.execute(job_id, settings, state.sessions, wait_for_owner=wait_for_owner)
+        execute(job_id, settings, state.sessions, wait_for_owner=wait_for_owner)
     )
 
 
