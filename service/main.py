@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from service import maintenance, runner
+from service import maintenance, runner, web
 from service.admission import Admission
 from service.api import docs, events, health
 from service.api import jobs as job_routes
@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(events.router)
     app.include_router(health.router)
     app.include_router(docs.router)
+    app.include_router(web.router)
     return app
 
 

@@ -10,6 +10,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from service.api.deps import OwnerDep
+from service.web import SWAGGER_CSS_URL, SWAGGER_FAVICON_URL, SWAGGER_JS_URL
 
 router = APIRouter(include_in_schema=False)
 
@@ -53,4 +54,10 @@ async def openapi_document(request: Request, _owner: OwnerDep) -> JSONResponse:
 
 @router.get("/docs")
 async def openapi_page(_owner: OwnerDep) -> HTMLResponse:
-    return get_swagger_ui_html(openapi_url="/openapi.json", title="ingest API")
+    return get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="ingest API",
+        swagger_js_url=SWAGGER_JS_URL,
+        swagger_css_url=SWAGGER_CSS_URL,
+        swagger_favicon_url=SWAGGER_FAVICON_URL,
+    )
