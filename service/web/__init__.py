@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -36,11 +37,21 @@ PAGE_HEADERS = {
 router = APIRouter(include_in_schema=False)
 
 
+class RevalidatedFiles(StaticFiles):
+    """Static files the browser checks before each use (a 304 while unchanged), so a page
+    never mixes modules of two versions of the service."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers.setdefault("Cache-Control", "no-cache")
+        return response
+
+
 @router.get("/")
 async def web_page() -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html", headers=PAGE_HEADERS)
 
 
 # The more specific mount first: routes are matched in order.
-router.mount(SWAGGER_UI_PREFIX, StaticFiles(directory=SWAGGER_UI_DIR), name="swagger-ui")
-router.mount(STATIC_PREFIX, StaticFiles(directory=STATIC_DIR), name="static")
+router.mount(SWAGGER_UI_PREFIX, RevalidatedFiles(directory=SWAGGER_UI_DIR), name="swagger-ui")
+router.mount(STATIC_PREFIX, RevalidatedFiles(directory=STATIC_DIR), name="static")

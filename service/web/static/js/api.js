@@ -331,9 +331,12 @@ export async function firstLines(path, limit, signal) {
  * Save a resource with the key in a header: a link cannot carry one, so the body is fetched
  * into memory as a blob and handed to the browser's download.
  */
-export async function download(path, fileName) {
+export async function download(path, fallbackName) {
   const response = await request(path);
   if (!response.ok) throw await problemOf(response);
+  // The name the service gives the file, as a plain link would save it.
+  const disposition = response.headers.get("content-disposition") || "";
+  const fileName = /filename="([^"]+)"/.exec(disposition)?.[1] || fallbackName;
   const url = URL.createObjectURL(await response.blob());
   const link = Object.assign(document.createElement("a"), { href: url, download: fileName });
   document.body.append(link);

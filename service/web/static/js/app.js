@@ -19,7 +19,7 @@ const view = new JobView(document.getElementById("job-view"), {
 
 function deleted(id) {
   if (view.id === id) location.hash = "#/";
-  table.refresh();
+  table.forget(id);
 }
 
 function route() {

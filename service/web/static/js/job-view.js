@@ -31,11 +31,6 @@ function fact(term, ...value) {
   return [h("dt", { text: term }), h("dd", {}, ...value)];
 }
 
-function stem(name) {
-  const dot = name.lastIndexOf(".");
-  return dot > 0 ? name.slice(0, dot) : name;
-}
-
 const NUMERIC = new Set(["integer", "number"]);
 
 /**
@@ -261,7 +256,7 @@ export class JobView {
 
   #download(job) {
     const url = jobs.resultUrl(job.id);
-    const name = `${stem(job.file.name)}.ndjson`;
+    const name = `${job.id}.ndjson`;
     const status = h("span", { class: "hint", role: "status" });
     const link = h("a", {
       href: url,

@@ -95,6 +95,8 @@ export class JobsTable {
   #again = false;
   #paused = false;
   #selected = null;
+  // Bumped by every change the person makes: an answer to a request sent before it is stale.
+  #generation = 0;
 
   /** `hooks.onDeleted(id)` is told about deletions made from the table. */
   constructor(hooks) {
@@ -115,10 +117,12 @@ export class JobsTable {
     this.older.addEventListener("click", () => {
       if (!this.next) return;
       this.#pages.push(this.next);
+      this.#generation += 1;
       this.refresh();
     });
     this.newer.addEventListener("click", () => {
       if (this.#pages.length > 1) this.#pages.pop();
+      this.#generation += 1;
       this.refresh();
     });
     document.addEventListener("visibilitychange", () => {
@@ -134,6 +138,7 @@ export class JobsTable {
   }
 
   firstPage() {
+    this.#generation += 1;
     this.#pages = [this.#firstUrl()];
     this.refresh();
   }
@@ -157,10 +162,13 @@ export class JobsTable {
     this.#paused = false;
     clearTimeout(this.#timer);
     let delay = document.hidden ? HIDDEN_REFRESH_MS : REFRESH_MS;
+    const generation = this.#generation;
     try {
       const url = this.#pages.at(-1);
       const page = await jobs.list(url);
-      if (page.items.length === 0 && this.#pages.length > 1) {
+      if (generation !== this.#generation) {
+        this.#again = true;
+      } else if (page.items.length === 0 && this.#pages.length > 1) {
         // Everything on this page went away: show the one before it.
         this.#pages.pop();
         this.#again = true;
@@ -211,9 +219,20 @@ export class JobsTable {
     this.pageLabel.textContent = `Page ${this.#pages.length}`;
   }
 
+  /** Take a deleted job out of the table now, not at the next refresh. */
+  forget(id) {
+    this.#generation += 1;
+    this.#rows.get(id)?.element.remove();
+    this.#rows.delete(id);
+    this.refresh();
+  }
+
   async cancel(job) {
     try {
-      if (await cancelJob(job)) this.refresh();
+      if (await cancelJob(job)) {
+        this.#generation += 1;
+        this.refresh();
+      }
     } catch (error) {
       say(this.error, `Could not cancel the job for ${job.file.name}: ${error.message}`);
       this.refresh();
@@ -223,11 +242,8 @@ export class JobsTable {
   async delete(job) {
     try {
       if (!(await deleteJob(job))) return;
-      this.#rows.get(job.id)?.element.remove();
-      this.#rows.delete(job.id);
       this.heading.focus();
       this.hooks.onDeleted(job.id);
-      this.refresh();
     } catch (error) {
       say(this.error, `Could not delete the job for ${job.file.name}: ${error.message}`);
       this.refresh();
