@@ -251,11 +251,38 @@ def test_dropped_files_upload_with_the_options_of_the_form(
         assert [column["name"] for column in job["result"]["columns"]] == ["col1", "col2"]
 
 
+def test_upload_progress_shows_bytes_rate_and_time_left(
+    browser: Browser, server: ServiceProcess, tmp_path: Path
+) -> None:
+    big = tmp_path / "slow.csv"
+    big.write_bytes(b"n\n" + b"".join(b"%d\n" % n for n in range(600_000)))  # 4.5 MB
+    with watched_page(browser, server.url, WIDE) as (page, _watch):
+        open_page(page, server.url)
+        network = page.context.new_cdp_session(page)
+        network.send("Network.enable")
+        network.send(
+            "Network.emulateNetworkConditions",
+            {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 2e6},
+        )
+        choose_files(page, big)
+        card = page.locator(".upload-card", has_text="slow.csv").first
+        bar = card.get_by_role("progressbar", name="Upload of slow.csv")
+        expect(card.locator(".meter-text").first).to_have_text(
+            re.compile(r"^[\d.]+ (kB|MB) of 4\.\d+ MB · [\d.]+ MB/s · (< )?\d+ s left$")
+        )
+        share = bar.evaluate("bar => bar.value")
+        assert 0 < share < 100
+        expect(bar).to_have_attribute("aria-valuetext", re.compile(r"^[\d.]+%, .* MB/s"))
+        expect_bars_full(page, "slow.csv")
+
+
 def test_file_picker_opens_from_the_keyboard_and_controls_are_labelled(
     browser: Browser, server: ServiceProcess
 ) -> None:
     with watched_page(browser, server.url, WIDE) as (page, _watch):
         open_page(page, server.url)
+        # Listening early lets Playwright take over the chooser before the key is pressed.
+        page.on("filechooser", lambda _chooser: None)
         page.get_by_label("First row is a header").focus()
         page.keyboard.press("Tab")
         expect(page.locator("#file-input")).to_be_focused()
@@ -283,6 +310,10 @@ def test_a_running_job_is_cancelled_from_the_table(
         job_id = job_id_of_card(page, large_gzip.name)
         row = page.locator(f'#jobs-table tr[data-job-id="{job_id}"]')
         expect(row).to_have_attribute("data-status", "running")
+        # Live parse progress from the event stream: phase, percent, rows, rate, time left.
+        expect(card.locator(".meter-text").nth(1)).to_have_text(
+            re.compile(r"^(scan|write) · [\d.]+% · [\d,]+ rows · [\d.–]+ MB/s · .+ left")
+        )
 
         row.get_by_role("button", name=f"Cancel the job for {large_gzip.name}").click()
         page.get_by_role("button", name="Cancel job").click()
