@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from service import web
 from service.api import docs, events, health
 from service.api import jobs as job_routes
 from service.api.access_log import RequestLogMiddleware
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(events.router)
     app.include_router(health.router)
     app.include_router(docs.router)
+    app.include_router(web.router)
     return app
 
 

@@ -40,6 +40,7 @@ class ServiceProcess:
         env = env or {}
         self.own_group = own_group
         self.data_dir = data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
         self.database_url = env.get(
             "INGEST_DATABASE_URL", f"sqlite:///{(data_dir / 'ingest.db').resolve()}"
         )

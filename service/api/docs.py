@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from service.api import examples
 from service.api.deps import OwnerDep
 from service.errors import PROBLEM_MEDIA_TYPE
+from service.web import SWAGGER_CSS_URL, SWAGGER_FAVICON_URL, SWAGGER_JS_URL
 
 router = APIRouter(include_in_schema=False)
 
@@ -114,4 +115,10 @@ async def openapi_document(request: Request, _owner: OwnerDep) -> JSONResponse:
 
 @router.get("/docs")
 async def openapi_page(_owner: OwnerDep) -> HTMLResponse:
-    return get_swagger_ui_html(openapi_url="/openapi.json", title="ingest API")
+    return get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="ingest API",
+        swagger_js_url=SWAGGER_JS_URL,
+        swagger_css_url=SWAGGER_CSS_URL,
+        swagger_favicon_url=SWAGGER_FAVICON_URL,
+    )
