@@ -1,0 +1,124 @@
+"""Parquet and Arrow IPC stream files from the NDJSON result, in bounded memory.
+
+Most columns' types are settled by `result.columns`; whether a datetime column has an offset
+in every value (and so can be a UTC timestamp), or whether every value fits its type, is only
+known from all the values. Rather than reading the file twice, the writer assumes they do
+and checks each block as it goes; if one does not, writing stops, the rest is only checked,
+and the file is written again with those columns as text. So the worst case reads it twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+from typing import Protocol
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from service.formats.blocks import map_in_order, read_blocks
+from service.formats.columns import Plan
+from service.formats.typed import TypedBlock, typed_block
+
+# Rows gathered into one Parquet row group: large enough for readers to scan efficiently,
+# small enough that the batches held for it stay a few tens of MB.
+ROW_GROUP_ROWS = 128 * 1024
+PARQUET_COMPRESSION = "zstd"
+
+
+class BatchWriter(Protocol):
+    def write(self, batch: pa.RecordBatch) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def write_parquet(result: Path, plan: Plan, target: Path) -> Plan:
+    return _write(result, plan, partial(_ParquetWriter, target))
+
+
+def write_arrow_stream(result: Path, plan: Plan, target: Path) -> Plan:
+    return _write(result, plan, partial(_ArrowStreamWriter, target))
+
+
+def _write(result: Path, plan: Plan, open_writer: Callable[[pa.Schema], BatchWriter]) -> Plan:
+    """Writes the file in the plan's types, demoting what does not fit; returns the plan the
+    file was written with."""
+    demote = _write_once(result, plan, open_writer)
+    if not demote:
+        return plan
+    plan = plan.demote(demote)
+    again = _write_once(result, plan, open_writer)
+    assert not again, "every value was checked against the types it is written in"
+    return plan
+
+
+def _write_once(
+    result: Path, plan: Plan, open_writer: Callable[[pa.Schema], BatchWriter]
+) -> set[str]:
+    """Writes every block, or, from the first block with a value that does not fit, checks
+    the rest only. Returns the columns to demote (none: the file is written)."""
+    demote: set[str] = set()
+    current = [plan]  # blocks read from now on are checked in these types
+    writer = open_writer(plan.schema)
+    try:
+        for block in _typed_blocks(result, lambda: current[0]):
+            if block.demote:
+                demote |= block.demote
+                current[0] = plan.demote(demote)
+            elif not demote and block.batch is not None:
+                writer.write(block.batch)
+    finally:
+        writer.close()
+    return demote
+
+
+def _typed_blocks(result: Path, plan: Callable[[], Plan]) -> Iterator[TypedBlock]:
+    return map_in_order(lambda block: typed_block(block, plan()), read_blocks(result))
+
+
+class _ParquetWriter:
+    def __init__(self, target: Path, schema: pa.Schema) -> None:
+        self._writer = pq.ParquetWriter(
+            target,
+            schema,
+            compression=PARQUET_COMPRESSION,
+            use_dictionary=[f.name for f in schema if pa.types.is_string(f.type)],
+        )
+        self._pending: list[pa.RecordBatch] = []
+        self._rows = 0
+        self._closed = False
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self._pending.append(batch)
+        self._rows += batch.num_rows
+        if self._rows >= ROW_GROUP_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            table = pa.Table.from_batches(self._pending)
+            self._writer.write_table(table, row_group_size=max(self._rows, 1))
+        self._pending, self._rows = [], 0
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._flush()
+            self._writer.close()
+
+
+class _ArrowStreamWriter:
+    def __init__(self, target: Path, schema: pa.Schema) -> None:
+        self._sink = pa.OSFile(str(target), "wb")
+        self._writer = pa.ipc.new_stream(self._sink, schema)
+        self._closed = False
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self._writer.write_batch(batch)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._writer.close()
+            self._sink.close()
