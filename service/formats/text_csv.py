@@ -3,7 +3,8 @@ values in canonical text: numbers exactly as written in the result (`9.50` stays
 `true`/`false`, nothing for null, strings as they are, objects and arrays as JSON text.
 
 Values are quoted only where RFC 4180 needs it (a comma, a quote, a line break), and an empty
-string is written `""` so that it can be told from null. Lines end with CRLF.
+string is written `""` so that it can be told from null (except in a file of one column, where
+a null is `""` too: an empty line would be skipped by readers). Lines end with CRLF.
 
 Arrow's JSON reader cannot give a number's text, only its value, so for records laid out as
 the parser writes them (compact, every key in column order) the number values are first put
@@ -58,7 +59,10 @@ def csv_lines(block: bytes, plan: Plan) -> memoryview:
     ]
     if not fields or len(fields[0]) == 0:
         return memoryview(b"")
-    options = pc.JoinOptions(null_handling="replace", null_replacement="")
+    # A row of one empty field would be a blank line, which readers skip: write it `""`, as
+    # Python's csv module does (in a one-column file, null and "" then read the same).
+    empty = '""' if len(fields) == 1 else ""
+    options = pc.JoinOptions(null_handling="replace", null_replacement=empty)
     lines = pc.binary_join_element_wise(*fields, ",", options=options)
     lines = pc.binary_join_element_wise(lines, "", LINE_END)
     return _data(lines)
