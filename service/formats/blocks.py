@@ -19,22 +19,27 @@ WORKERS = min(os.cpu_count() or 2, 4)
 T = TypeVar("T")
 
 
-def read_blocks(result: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[bytes]:
+def read_blocks(result: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[memoryview]:
     """The file's bytes in blocks that end at a line break (a longer record makes a longer
-    block); the last one gets a line break if the file lacks it."""
+    block); the last one gets a line break if the file lacks it. Each block is a view of the
+    bytes one read returned: the partial record after its last line break is read again
+    with the next block, rather than copied in front of it."""
     with open(result, "rb", buffering=0) as source:
-        rest = b""
         while chunk := source.read(block_bytes):
-            data = rest + chunk if rest else chunk
-            end = data.rfind(b"\n") + 1
-            if end:
-                yield data[:end]
-            rest = data[end:]
-        if rest.strip():
-            yield rest + b"\n"
+            end = chunk.rfind(b"\n") + 1
+            while end == 0 and (more := source.read(block_bytes)):
+                chunk += more
+                end = chunk.rfind(b"\n") + 1
+            if end == 0:  # the file ends without a line break
+                if chunk.strip():
+                    yield memoryview(chunk + b"\n")
+                return
+            if end < len(chunk):
+                source.seek(end - len(chunk), os.SEEK_CUR)
+            yield memoryview(chunk)[:end]
 
 
-def map_in_order(work: Callable[[bytes], T], blocks: Iterator[bytes]) -> Iterator[T]:
+def map_in_order(work: Callable[[memoryview], T], blocks: Iterator[memoryview]) -> Iterator[T]:
     """`work` applied to each block in worker threads, results in block order."""
     with ThreadPoolExecutor(WORKERS, thread_name_prefix="ingest-formats") as pool:
         pending: deque[Future[T]] = deque()

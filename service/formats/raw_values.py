@@ -29,7 +29,7 @@ _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
 
 
-def raw_columns(block: bytes, names: Sequence[str]) -> list[pa.Array]:
+def raw_columns(block: memoryview, names: Sequence[str]) -> list[pa.Array]:
     """For each name, a binary array of the raw value texts in the block's records, one per
     record; `null` where the record holds null or lacks the key."""
     try:
@@ -98,9 +98,9 @@ def _binary(values: list[bytes]) -> pa.Array:
     return pa.Array.from_buffers(pa.binary(), len(values), buffers)
 
 
-def _raw_columns_stdlib(block: bytes, names: Sequence[str]) -> list[list[bytes]]:
+def _raw_columns_stdlib(block: memoryview, names: Sequence[str]) -> list[list[bytes]]:
     columns: list[list[bytes]] = [[] for _ in names]
-    for line in block.decode("utf-8").splitlines():
+    for line in bytes(block).decode("utf-8").splitlines():
         if not line.strip():
             continue
         items = _raw_items(line)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from service.formats.blocks import map_in_order, read_blocks
@@ -25,6 +26,7 @@ from service.formats.typed import TypedBlock, typed_block
 # small enough that the batches held for it stay a few tens of MB.
 ROW_GROUP_ROWS = 128 * 1024
 PARQUET_COMPRESSION = "zstd"
+DICTIONARY_SHARE = 4
 
 
 class BatchWriter(Protocol):
@@ -78,13 +80,13 @@ def _typed_blocks(result: Path, plan: Callable[[], Plan]) -> Iterator[TypedBlock
 
 
 class _ParquetWriter:
+    """Batches gathered into row groups; the file is opened with the first row group, whose
+    values decide which text columns are dictionary-encoded."""
+
     def __init__(self, target: Path, schema: pa.Schema) -> None:
-        self._writer = pq.ParquetWriter(
-            target,
-            schema,
-            compression=PARQUET_COMPRESSION,
-            use_dictionary=[f.name for f in schema if pa.types.is_string(f.type)],
-        )
+        self._target = target
+        self._schema = schema
+        self._writer: pq.ParquetWriter | None = None
         self._pending: list[pa.RecordBatch] = []
         self._rows = 0
         self._closed = False
@@ -96,16 +98,35 @@ class _ParquetWriter:
             self._flush()
 
     def _flush(self) -> None:
-        if self._pending:
-            table = pa.Table.from_batches(self._pending)
-            self._writer.write_table(table, row_group_size=max(self._rows, 1))
+        table = pa.Table.from_batches(self._pending, self._schema)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(
+                self._target,
+                self._schema,
+                compression=PARQUET_COMPRESSION,
+                use_dictionary=_repetitive_text_columns(table),
+            )
+        if self._rows:
+            self._writer.write_table(table, row_group_size=self._rows)
         self._pending, self._rows = [], 0
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
             self._flush()
+            assert self._writer is not None
             self._writer.close()
+
+
+def _repetitive_text_columns(table: pa.Table) -> list[str]:
+    """Text columns worth a dictionary: at most one distinct value in four. Encoding a column
+    of mostly distinct values tries a dictionary, outgrows it and falls back, for nothing."""
+    return [
+        field.name
+        for field, column in zip(table.schema, table.columns, strict=True)
+        if pa.types.is_string(field.type)
+        and pc.count_distinct(column).as_py() * DICTIONARY_SHARE <= max(len(column), 1)
+    ]
 
 
 class _ArrowStreamWriter:

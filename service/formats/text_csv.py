@@ -48,7 +48,7 @@ def header(plan: Plan) -> str:
     return ",".join(_quoted_if_needed(name) for name in plan.names) + LINE_END
 
 
-def csv_lines(block: bytes, plan: Plan) -> memoryview:
+def csv_lines(block: memoryview, plan: Plan) -> memoryview:
     texts = _texts_from_arrow(block, plan)
     if texts is None:
         raw = raw_columns(block, plan.names)
@@ -68,7 +68,7 @@ def csv_lines(block: bytes, plan: Plan) -> memoryview:
     return _data(lines)
 
 
-def _texts_from_arrow(block: bytes, plan: Plan) -> list[pa.Array] | None:
+def _texts_from_arrow(block: memoryview, plan: Plan) -> list[pa.Array] | None:
     """Each column's canonical text via Arrow's JSON reader, or None if the block is not laid
     out as the parser writes records, or holds values Arrow cannot give as text."""
     if any(c.json_text for c in plan.columns):
@@ -101,7 +101,7 @@ def _read_type(column: Column) -> pa.DataType:
     return pa.string()
 
 
-def _numbers_quoted(block: bytes, columns: tuple[Column, ...]) -> pa.Buffer:
+def _numbers_quoted(block: memoryview, columns: tuple[Column, ...]) -> pa.Buffer:
     """The block with every value of a number column in quotes, where records are laid out
     as the parser writes them: `{"a":1,"b":"x"}`. A key separator (`,"b":`) holds unescaped
     quotes, so it cannot occur inside a JSON string; a record laid out otherwise is left
@@ -119,7 +119,7 @@ def _numbers_quoted(block: bytes, columns: tuple[Column, ...]) -> pa.Buffer:
     return buffer
 
 
-def _one_value(data: bytes) -> pa.Array:
+def _one_value(data: memoryview) -> pa.Array:
     """A binary array holding `data` as its one value, without copying it."""
     offsets = pa.py_buffer(array("i", [0, len(data)]))
     return pa.Array.from_buffers(pa.binary(), 1, [None, offsets, pa.py_buffer(data)])

@@ -46,7 +46,7 @@ class TypedBlock:
     demote: frozenset[str]
 
 
-def typed_block(block: bytes, plan: Plan) -> TypedBlock:
+def typed_block(block: memoryview, plan: Plan) -> TypedBlock:
     arrays = _read(block, plan)
     typed: list[pa.Array] = []
     demote: set[str] = set()
@@ -61,7 +61,7 @@ def typed_block(block: bytes, plan: Plan) -> TypedBlock:
     return TypedBlock(pa.RecordBatch.from_arrays(typed, schema=plan.schema), frozenset())
 
 
-def _read(block: bytes, plan: Plan) -> dict[str, pa.Array]:
+def _read(block: memoryview, plan: Plan) -> dict[str, pa.Array]:
     """Each column's values as Arrow's JSON reader gives them, or from their raw texts."""
     readable = [c for c in plan.columns if _arrow_reads(c)]
     table = _read_json(block, readable) if readable else None
@@ -83,7 +83,7 @@ def _arrow_reads(column: Column) -> bool:
     return not column.demoted or column.kind in (DATE, DATETIME, STRING)
 
 
-def _read_json(block: bytes, columns: list[Column]) -> pa.Table | None:
+def _read_json(block: memoryview, columns: list[Column]) -> pa.Table | None:
     schema = pa.schema([pa.field(c.name, _READ_TYPES[c.kind]) for c in columns])
     try:
         table = pa_json.read_json(
