@@ -15,6 +15,7 @@ BLOCK_BYTES = 2 << 20
 # so that every thread has work while the oldest result is written; each holds its bytes and
 # its result.
 WORKERS = min(os.cpu_count() or 2, 4)
+IN_FLIGHT = WORKERS + 1
 
 T = TypeVar("T")
 
@@ -46,7 +47,7 @@ def map_in_order(work: Callable[[memoryview], T], blocks: Iterator[memoryview]) 
         try:
             for block in blocks:
                 pending.append(pool.submit(work, block))
-                if len(pending) > WORKERS:
+                if len(pending) > IN_FLIGHT:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()

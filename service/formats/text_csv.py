@@ -24,15 +24,25 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from service.formats.blocks import map_in_order, read_blocks
-from service.formats.columns import BOOLEAN, INTEGER, NULL, NUMBER, Column, Plan
+from service.formats.columns import (
+    BOOLEAN,
+    DATE,
+    DATETIME,
+    INTEGER,
+    NULL,
+    NUMBER,
+    Column,
+    Plan,
+)
 from service.formats.raw_values import NULL_TEXT, canonical_text, raw_columns
+from service.formats.typed import one_chunk
 
 LINE_END = "\r\n"
 _NEEDS_QUOTES = (",", '"', "\n", "\r")
 _NEEDS_QUOTES_BYTES = tuple(re.compile(re.escape(c.encode())) for c in _NEEDS_QUOTES)
 _NUMBERS = (INTEGER, NUMBER)
 # Columns whose canonical text never holds a character that needs quoting.
-_PLAIN = (INTEGER, NUMBER, BOOLEAN, NULL, "date", "datetime")
+_PLAIN = (INTEGER, NUMBER, BOOLEAN, NULL, DATE, DATETIME)
 
 
 def write_csv(result: Path, plan: Plan, target: Path) -> None:
@@ -86,7 +96,7 @@ def _texts_from_arrow(block: memoryview, plan: Plan) -> list[pa.Array] | None:
         return None
     texts = []
     for column, values in zip(plan.columns, table.columns, strict=True):
-        text = _text(column, values.combine_chunks())
+        text = _text(column, one_chunk(values))
         if text is None:
             return None
         texts.append(text)

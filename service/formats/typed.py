@@ -67,7 +67,7 @@ def _read(block: memoryview, plan: Plan) -> dict[str, pa.Array]:
     table = _read_json(block, readable) if readable else None
     arrays: dict[str, pa.Array] = {}
     if table is not None:
-        arrays = {c.name: _single_array(table.column(c.name)) for c in readable}
+        arrays = {c.name: one_chunk(table.column(c.name)) for c in readable}
     rest = [c for c in plan.columns if c.name not in arrays]
     if rest:
         raw = raw_columns(block, [c.name for c in rest])
@@ -98,8 +98,9 @@ def _read_json(block: memoryview, columns: list[Column]) -> pa.Table | None:
     return table
 
 
-def _single_array(column: pa.ChunkedArray) -> pa.Array:
-    """The reader gives one chunk per block: take it as it is (combining would copy it)."""
+def one_chunk(column: pa.ChunkedArray) -> pa.Array:
+    """A column Arrow's reader gave for one block: one chunk, taken as it is (combining
+    chunks copies them, even a single one)."""
     return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
