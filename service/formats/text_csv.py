@@ -21,7 +21,6 @@ from pathlib import Path
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.json as pa_json
 
 from service.formats.blocks import map_in_order, read_blocks
 from service.formats.columns import (
@@ -34,8 +33,8 @@ from service.formats.columns import (
     Column,
     Plan,
 )
-from service.formats.raw_values import NULL_TEXT, canonical_text, raw_columns
-from service.formats.typed import one_chunk
+from service.formats.raw_values import NULL_TEXT, canonical_text
+from service.formats.reading import one_chunk, read_columns, read_json
 
 LINE_END = "\r\n"
 _NEEDS_QUOTES = (",", '"', "\n", "\r")
@@ -59,10 +58,7 @@ def header(plan: Plan) -> str:
 
 
 def csv_lines(block: memoryview, plan: Plan) -> memoryview:
-    texts = _texts_from_arrow(block, plan)
-    if texts is None:
-        raw = raw_columns(block, plan.names)
-        texts = [canonical_text(values) for values in raw]
+    texts = _texts_numbers_quoted(block, plan) or _texts(block, plan)
     fields = [
         texts[i] if column.kind in _PLAIN else _csv_fields(texts[i])
         for i, column in enumerate(plan.columns)
@@ -78,32 +74,42 @@ def csv_lines(block: memoryview, plan: Plan) -> memoryview:
     return _data(lines)
 
 
-def _texts_from_arrow(block: memoryview, plan: Plan) -> list[pa.Array] | None:
-    """Each column's canonical text via Arrow's JSON reader, or None if the block is not laid
-    out as the parser writes records, or holds values Arrow cannot give as text."""
+def _texts_numbers_quoted(block: memoryview, plan: Plan) -> list[pa.Array] | None:
+    """Each column's canonical text, all by Arrow's JSON reader, the numbers put in quotes
+    first; None if the block is not laid out as the parser writes records, or holds values
+    Arrow cannot give as text (objects, arrays)."""
     if any(c.json_text for c in plan.columns):
         return None
-    schema = pa.schema([pa.field(c.name, _read_type(c)) for c in plan.columns])
-    try:
-        table = pa_json.read_json(
-            _numbers_quoted(block, plan.columns),
-            read_options=pa_json.ReadOptions(use_threads=False, block_size=len(block) + 1),
-            parse_options=pa_json.ParseOptions(
-                explicit_schema=schema, unexpected_field_behavior="ignore"
-            ),
-        )
-    except pa.ArrowException:
+    types = {c.name: pa.string() if c.kind in _NUMBERS else _read_type(c) for c in plan.columns}
+    table = read_json(_numbers_quoted(block, plan.columns), types)
+    if table is None:
         return None
     texts = []
-    for column, values in zip(plan.columns, table.columns, strict=True):
-        text = _text(column, one_chunk(values))
+    for column in plan.columns:
+        values = one_chunk(table.column(column.name))
+        text = _number_texts(values) if column.kind in _NUMBERS else _text(column, values)
         if text is None:
             return None
         texts.append(text)
     return texts
 
 
-def _read_type(column: Column) -> pa.DataType:
+def _texts(block: memoryview, plan: Plan) -> list[pa.Array]:
+    """Each column's canonical text: by Arrow's JSON reader where it can give it, from the
+    values' raw JSON text otherwise (numbers, objects, arrays, mixed columns)."""
+    columns = read_columns(block, plan.columns, _read_type)
+    return [
+        _text(c, columns.read[c.name])
+        if c.name in columns.read
+        else canonical_text(columns.raw[c.name])
+        for c in plan.columns
+    ]
+
+
+def _read_type(column: Column) -> pa.DataType | None:
+    """What Arrow's reader is asked for: values whose text it gives exactly."""
+    if column.json_text or column.kind in _NUMBERS:
+        return None
     if column.kind == BOOLEAN:
         return pa.bool_()
     if column.kind == NULL:
@@ -111,7 +117,7 @@ def _read_type(column: Column) -> pa.DataType:
     return pa.string()
 
 
-def _numbers_quoted(block: memoryview, columns: tuple[Column, ...]) -> pa.Buffer:
+def _numbers_quoted(block: memoryview, columns: tuple[Column, ...]) -> memoryview:
     """The block with every value of a number column in quotes, where records are laid out
     as the parser writes them: `{"a":1,"b":"x"}`. A key separator (`,"b":`) holds unescaped
     quotes, so it cannot occur inside a JSON string; a record laid out otherwise is left
@@ -125,8 +131,7 @@ def _numbers_quoted(block: memoryview, columns: tuple[Column, ...]) -> pa.Buffer
         if before or after:
             replacement = (b'"' if before else b"") + separator + (b'"' if after else b"")
             data = pc.replace_substring(data, separator, replacement)
-    buffer: pa.Buffer = data.buffers()[2]
-    return buffer
+    return _data(data)
 
 
 def _one_value(data: memoryview) -> pa.Array:
@@ -135,15 +140,18 @@ def _one_value(data: memoryview) -> pa.Array:
     return pa.Array.from_buffers(pa.binary(), 1, [None, offsets, pa.py_buffer(data)])
 
 
-def _text(column: Column, values: pa.Array) -> pa.Array | None:
-    """Canonical text of one column as read by Arrow, or None if it is not what it should
-    be (a number column whose quoted texts are not all numbers)."""
+def _text(column: Column, values: pa.Array) -> pa.Array:
+    """Canonical text of a column as Arrow's reader gave it."""
     if column.kind == BOOLEAN:
         return pc.if_else(values, "true", "false")
     if column.kind == NULL:
         return pa.nulls(len(values), pa.string())
-    if column.kind not in _NUMBERS:
-        return values
+    return values
+
+
+def _number_texts(values: pa.Array) -> pa.Array | None:
+    """The texts of a number column put in quotes, or None if one of them is not a number
+    (the block was not laid out as assumed)."""
     texts = pc.if_else(pc.equal(values, NULL_TEXT.decode()), None, values)
     try:
         pc.cast(texts, pa.float64())  # only number texts pass

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.json as pa_json
 
 from service.formats.columns import (
     BOOLEAN,
@@ -25,7 +24,8 @@ from service.formats.columns import (
     Column,
     Plan,
 )
-from service.formats.raw_values import NULL_TEXT, canonical_text, json_text, raw_columns
+from service.formats.raw_values import NULL_TEXT, canonical_text, json_text
+from service.formats.reading import read_columns
 
 # How Arrow's JSON reader reads each column type; dates and datetimes are read as text and
 # cast afterwards, where a value that does not fit can be told from a broken record.
@@ -63,45 +63,20 @@ def typed_block(block: memoryview, plan: Plan) -> TypedBlock:
 
 def _read(block: memoryview, plan: Plan) -> dict[str, pa.Array]:
     """Each column's values as Arrow's JSON reader gives them, or from their raw texts."""
-    readable = [c for c in plan.columns if _arrow_reads(c)]
-    table = _read_json(block, readable) if readable else None
-    arrays: dict[str, pa.Array] = {}
-    if table is not None:
-        arrays = {c.name: one_chunk(table.column(c.name)) for c in readable}
-    rest = [c for c in plan.columns if c.name not in arrays]
-    if rest:
-        raw = raw_columns(block, [c.name for c in rest])
-        arrays.update((c.name, _from_raw(r, c)) for c, r in zip(rest, raw, strict=True))
+    columns = read_columns(block, plan.columns, _read_type)
+    arrays = dict(columns.read)
+    for column in plan.columns:
+        if column.name in columns.raw:
+            arrays[column.name] = _from_raw(columns.raw[column.name], column)
     return arrays
 
 
-def _arrow_reads(column: Column) -> bool:
-    """Whether Arrow's reader can give this column: scalar types, and dates or datetimes
-    written as text after a demotion (numbers demoted to text are not JSON strings)."""
-    if column.json_text:
-        return False
-    return not column.demoted or column.kind in (DATE, DATETIME, STRING)
-
-
-def _read_json(block: memoryview, columns: list[Column]) -> pa.Table | None:
-    schema = pa.schema([pa.field(c.name, _READ_TYPES[c.kind]) for c in columns])
-    try:
-        table = pa_json.read_json(
-            pa.py_buffer(block),
-            read_options=pa_json.ReadOptions(use_threads=False, block_size=len(block) + 1),
-            parse_options=pa_json.ParseOptions(
-                explicit_schema=schema, unexpected_field_behavior="ignore"
-            ),
-        )
-    except pa.ArrowException:
-        return None  # a value of another JSON type than its column's, a duplicate key, ...
-    return table
-
-
-def one_chunk(column: pa.ChunkedArray) -> pa.Array:
-    """A column Arrow's reader gave for one block: one chunk, taken as it is (combining
-    chunks copies them, even a single one)."""
-    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+def _read_type(column: Column) -> pa.DataType | None:
+    """Arrow's reader gives the scalar columns, and dates or datetimes written as text after
+    a demotion; not numbers demoted to text (they are not JSON strings)."""
+    if column.json_text or (column.demoted and column.kind not in (DATE, DATETIME, STRING)):
+        return None
+    return _READ_TYPES[column.kind]
 
 
 def _from_raw(raw: pa.Array, column: Column) -> pa.Array:
