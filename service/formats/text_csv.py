@@ -8,7 +8,7 @@ a null is `""` too: an empty line would be skipped by readers). Lines end with C
 
 Arrow's JSON reader cannot give a number's text, only its value, so for records laid out as
 the parser writes them (compact, every key in column order) the number values are first put
-in quotes; any other block of records is cut into raw value texts instead.
+in quotes; in any other block the numbers, objects and arrays come from their raw JSON text.
 """
 
 from __future__ import annotations
