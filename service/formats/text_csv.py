@@ -3,8 +3,9 @@ values in canonical text: numbers exactly as written in the result (`9.50` stays
 `true`/`false`, nothing for null, strings as they are, objects and arrays as JSON text.
 
 Values are quoted only where RFC 4180 needs it (a comma, a quote, a line break), and an empty
-string is written `""` so that it can be told from null (except in a file of one column, where
-a null is `""` too: an empty line would be skipped by readers). Lines end with CRLF.
+string is written `""` so that readers that can (PostgreSQL's COPY) tell it from null, except
+in a file of one column, where a null is `""` too: an empty line would be skipped by readers.
+Lines end with CRLF.
 
 Arrow's JSON reader cannot give a number's text, only its value, so for records laid out as
 the parser writes them (compact, every key in column order) the number values are first put

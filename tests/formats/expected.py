@@ -122,7 +122,12 @@ class JsonText:
         self.value = value
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, str) and json.loads(other) == self.value
+        if not isinstance(other, str):
+            return False
+        try:
+            return bool(json.loads(other) == self.value)
+        except json.JSONDecodeError:
+            return False
 
     def __repr__(self) -> str:
         return f"JsonText({self.value!r})"
