@@ -4,6 +4,7 @@ the type their column was summarised with."""
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +15,8 @@ import pytest
 
 from service.formats import FORMATS, convert
 from tests.formats.corpus import Result, Upload, parse
+from tests.formats.memory_probe import COLUMNS as GENERATED_COLUMNS
+from tests.formats.memory_probe import write_result as write_generated_result
 
 CONVERTED = [name for name, known in FORMATS.items() if known.converted]
 
@@ -176,3 +179,21 @@ def typed(result: Result, directory: Path) -> dict[str, pa.Table]:
     with pa.ipc.open_stream(directory / "out.arrows") as stream:
         arrow = stream.read_all()
     return {"parquet": pq.read_table(directory / "out.parquet"), "arrow": arrow}
+
+
+@pytest.mark.parametrize("format", CONVERTED)
+def test_conversions_of_one_result_are_byte_identical_even_when_run_at_once(
+    tmp_path: Path, format: str
+) -> None:
+    """Blocks are worked on in threads; the bytes must not depend on which finishes first,
+    so that every download of a job's conversion is the same file (and ETag)."""
+    result = tmp_path / "result.ndjson"
+    write_generated_result(result, 6_000_000)  # three blocks
+    first, second = tmp_path / "first", tmp_path / "second"
+    convert(result, GENERATED_COLUMNS, format, first)
+    with ThreadPoolExecutor(2) as pool:
+        both = [pool.submit(convert, result, GENERATED_COLUMNS, format, second) for _ in "ab"]
+        for future in both:
+            future.result()
+    assert first.read_bytes() == second.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["first", "result.ndjson", "second"]
