@@ -50,19 +50,14 @@ def json_text(raw: pa.Array) -> pa.Array:
 def canonical_text(raw: pa.Array) -> pa.Array:
     """Each value as text: a JSON string as the string it stands for, null as null, anything
     else (numbers, booleans, objects, arrays) as its exact JSON text."""
-    if _any_backslash(raw):
-        return pa.array([_text(value) for value in raw.to_pylist()], pa.string())
     quoted = pc.starts_with(raw, '"')
     texts = pc.if_else(quoted, pc.binary_slice(raw, 1, -1), raw)
-    return pc.if_else(pc.equal(raw, NULL_TEXT), None, texts).cast(pa.string())
-
-
-def _text(value: bytes) -> str | None:
-    if value == NULL_TEXT:
-        return None
-    if value.startswith(b'"'):
-        return decode_json_string(value)
-    return value.decode()
+    texts = pc.if_else(pc.equal(raw, NULL_TEXT), None, texts).cast(pa.string())
+    if _any_backslash(raw):  # strings with escapes: decoded one by one
+        escaped = pc.and_(quoted, pc.match_substring(raw, "\\"))
+        decoded = [decode_json_string(value) for value in pc.filter(raw, escaped).to_pylist()]
+        texts = pc.replace_with_mask(texts, escaped, pa.array(decoded, pa.string()))
+    return texts
 
 
 def decode_json_string(text: bytes) -> str:
