@@ -23,8 +23,9 @@ from service.formats.columns import Plan
 from service.formats.typed import TypedBlock, typed_block
 
 # Rows gathered into one Parquet row group: large enough for readers to scan efficiently,
-# small enough that the batches held for it stay a few tens of MB.
+# small enough that the batches held for it stay a few tens of MB, however wide the rows.
 ROW_GROUP_ROWS = 128 * 1024
+ROW_GROUP_BYTES = 32 << 20
 PARQUET_COMPRESSION = "zstd"
 DICTIONARY_SHARE = 4
 
@@ -89,12 +90,14 @@ class _ParquetWriter:
         self._writer: pq.ParquetWriter | None = None
         self._pending: list[pa.RecordBatch] = []
         self._rows = 0
+        self._bytes = 0
         self._closed = False
 
     def write(self, batch: pa.RecordBatch) -> None:
         self._pending.append(batch)
         self._rows += batch.num_rows
-        if self._rows >= ROW_GROUP_ROWS:
+        self._bytes += batch.nbytes
+        if self._rows >= ROW_GROUP_ROWS or self._bytes >= ROW_GROUP_BYTES:
             self._flush()
 
     def _flush(self) -> None:
@@ -108,7 +111,7 @@ class _ParquetWriter:
             )
         if self._rows:
             self._writer.write_table(table, row_group_size=self._rows)
-        self._pending, self._rows = [], 0
+        self._pending, self._rows, self._bytes = [], 0, 0
 
     def close(self) -> None:
         if not self._closed:

@@ -197,3 +197,16 @@ def test_conversions_of_one_result_are_byte_identical_even_when_run_at_once(
             future.result()
     assert first.read_bytes() == second.read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["first", "result.ndjson", "second"]
+
+
+def test_parquet_row_groups_of_wide_records_are_cut_by_size(tmp_path: Path) -> None:
+    """A row group is held in memory until written: with 100 text columns, 128k rows would
+    be hundreds of MB, so a group is also closed at 32 MB of values."""
+    columns = [(f"c{i}", "string") for i in range(100)]
+    line = b"{" + b",".join(b'"c%d":"value %032d"' % (i, i) for i in range(100)) + b"}"
+    result = write_lines(tmp_path, [line] * 20_000, columns)
+    assert result.path.stat().st_size < 100_000_000
+    convert(result.path, result.columns, "parquet", tmp_path / "out.parquet")
+    metadata = pq.ParquetFile(tmp_path / "out.parquet").metadata
+    assert metadata.num_rows == 20_000
+    assert metadata.num_row_groups >= 2
