@@ -1,4 +1,4 @@
-"""`python -m tests.bench [--quick] [--only upload,ingest,polling,small,scaling]`."""
+"""`python -m tests.bench [--quick] [--only upload,ingest,polling,small,scaling,formats]`."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from tests.bench import report, servers
 from tests.bench.datagen import Dataset
 from tests.bench.profile import FULL, QUICK
 from tests.bench.sections import Context, Section, Step
+from tests.bench.sections.formats import FormatsSection
 from tests.bench.sections.ingest import IngestSection
 from tests.bench.sections.polling import PollingSection
 from tests.bench.sections.scaling import ScalingSection
@@ -28,6 +29,7 @@ SECTIONS: tuple[type[Section], ...] = (
     PollingSection,
     SmallJobsSection,
     ScalingSection,
+    FormatsSection,
 )
 REPO = Path(__file__).resolve().parents[2]
 BAR_FORMAT = "{desc:<44.44} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}"

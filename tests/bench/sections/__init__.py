@@ -1,4 +1,4 @@
-"""The five benchmark sections and what they share: the run context, steps, servers."""
+"""The benchmark sections and what they share: the run context, steps, servers."""
 
 from __future__ import annotations
 
