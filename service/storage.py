@@ -328,12 +328,10 @@ def load_state(paths: ResumablePaths) -> ResumableState | None:
 
 
 def try_lock(path: Path) -> int | None:
-    """An open descriptor holding an exclusive lock on `path` (created if needed), or None if
-    another request, in this process or another, holds it. `unlock` releases it."""
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except FileNotFoundError:
-        return None
+    """An open descriptor holding an exclusive lock on the file `path`, or None if another
+    request, in this process or another, holds it; FileNotFoundError if there is no such
+    file. `unlock` releases it."""
+    fd = os.open(path, os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
