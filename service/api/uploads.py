@@ -61,7 +61,9 @@ class TusRoute(APIRoute):
         return tus_handler
 
 
-router = APIRouter(prefix="/uploads", tags=["uploads"], route_class=TusRoute)
+router = APIRouter(
+    prefix="/uploads", tags=["uploads"], route_class=TusRoute, default_response_class=Response
+)
 
 
 async def get_uploads(request: Request, runtime: RuntimeDep) -> ResumableUploads:
