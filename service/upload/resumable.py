@@ -66,6 +66,7 @@ BLOCK_BYTES = 1024 * 1024
 CHECKPOINT_BYTES = 64 * 1024 * 1024
 HASHES_KEPT = 512
 READ_BYTES = 4 * 1024 * 1024
+SYNC_EVERY_BYTES = 8 * 1024 * 1024
 # DELETE waits this long for a PATCH in progress (its client may just have gone).
 TERMINATE_WAIT_S = 3.0
 
@@ -452,6 +453,8 @@ class _Appender:
         self._pending: list[bytes] = []
         self._pending_size = 0
         self._writing: asyncio.Future[None] | None = None
+        self._syncing: asyncio.Future[None] | None = None
+        self._unsynced = 0
 
     async def add(self, chunk: bytes) -> None:
         self._pending.append(chunk)
@@ -480,6 +483,11 @@ class _Appender:
             asyncio.to_thread(_write_all, self.fd, block),
             *(asyncio.to_thread(hasher.update, block) for hasher in self.hashers),
         )
+        # Write back as the body arrives, so the fsync before the answer has little left.
+        self._unsynced += len(block)
+        if self._unsynced >= SYNC_EVERY_BYTES and (self._syncing is None or self._syncing.done()):
+            self._unsynced = 0
+            self._syncing = asyncio.ensure_future(asyncio.to_thread(os.fdatasync, self.fd))
 
     async def drain(self) -> None:
         """Wait until every byte added is written and hashed."""
@@ -489,11 +497,14 @@ class _Appender:
         if self._pending:
             block = self._take()
             await asyncio.to_thread(_write_and_hash, self.fd, block, self.hashers)
+        if self._syncing is not None:
+            await self._syncing
+            self._syncing = None
 
     async def close(self, keep: int) -> None:
         """Stop, cut the file at `keep` bytes, close it."""
-        if self._writing is not None:
-            await asyncio.gather(self._writing, return_exceptions=True)
+        running = [task for task in (self._writing, self._syncing) if task is not None]
+        await asyncio.gather(*running, return_exceptions=True)
         try:
             await asyncio.to_thread(_cut_and_close, self.fd, keep)
         except OSError:
