@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     progress_interval_s: float = Field(default=1.0, gt=0, le=60)
     max_errors_stored: int = Field(default=10_000, ge=0)
     retention_hours: float = Field(default=168.0, gt=0)
+    upload_expiry_hours: float = Field(default=24.0, gt=0)
     api_keys: Annotated[list[str], NoDecode] = []
     log_level: Annotated[str, BeforeValidator(_log_level)] = "INFO"
     shutdown_grace_s: float = Field(default=30.0, ge=0)

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service import web
-from service.api import docs, events, health
+from service.api import docs, events, health, uploads
 from service.api import jobs as job_routes
 from service.api.access_log import RequestLogMiddleware
 from service.api.problems import install_error_handlers
@@ -122,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(TrailingSlashes)
     app.add_middleware(RequestLogMiddleware)
     app.include_router(job_routes.router)
+    app.include_router(uploads.router)
     app.include_router(events.router)
     app.include_router(health.router)
     app.include_router(docs.router)

@@ -5,21 +5,29 @@ Layout under the data dir:
     uploads/<job id>           the stored upload, exactly as sent
     jobs/<job id>/             parse output: result.ndjson and errors.ndjson, renamed into
                                place when whole (`*.part` while being written)
+    resumable/<upload id>/     a resumable (tus) upload: `data` (the bytes received so far),
+                               `state.json` (its record, replaced whole), `lock` (held while a
+                               request changes it)
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import fcntl
 import hashlib
 import os
 import shutil
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import aiofiles
 import aiofiles.os
+import orjson
 from aiofiles.threadpool.binary import AsyncBufferedIOBase
 
 WRITE_BUFFER_BYTES = 1024 * 1024
@@ -76,7 +84,7 @@ def job_paths(data_dir: Path, job_id: str) -> JobPaths:
 
 
 def make_data_dirs(data_dir: Path) -> None:
-    for name in ("incoming", "uploads", "jobs"):
+    for name in ("incoming", "uploads", "jobs", "resumable"):
         (data_dir / name).mkdir(parents=True, exist_ok=True)
 
 
@@ -240,3 +248,103 @@ async def remove_job_files(paths: JobPaths) -> None:
 
 def free_bytes(path: Path) -> int:
     return shutil.disk_usage(path).free
+
+
+# ---- Resumable uploads ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResumablePaths:
+    """Where one resumable upload lives until its job is made (and its record after)."""
+
+    root: Path
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "lock"
+
+
+def resumable_dir(data_dir: Path) -> Path:
+    return data_dir / "resumable"
+
+
+def resumable_paths(data_dir: Path, upload_id: str) -> ResumablePaths:
+    return ResumablePaths(resumable_dir(data_dir) / upload_id)
+
+
+@dataclass
+class ResumableState:
+    """The durable record of a resumable upload: `offset` bytes of `data` are stored, and
+    every byte past it (from a request that never finished) is not part of the upload."""
+
+    id: str
+    owner: str
+    job_id: str  # chosen at creation, so that making the job twice is never possible
+    length: int | None  # None: deferred, until a PATCH says it
+    offset: int
+    metadata: str | None  # the Upload-Metadata header as sent, echoed by HEAD
+    file_name: str
+    media_type: str
+    options: dict[str, Any]
+    created_at: datetime
+    expires_at: datetime
+    completed: bool = False  # its job exists
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> ResumableState:
+        values = orjson.loads(raw)
+        for name in ("created_at", "expires_at"):
+            values[name] = datetime.fromisoformat(values[name])
+        return cls(**values)
+
+
+def save_state(paths: ResumablePaths, state: ResumableState) -> None:
+    """Replace the record durably: a temporary file, fsync, rename, fsync of the directory."""
+    temporary = paths.root / f"state.{uuid.uuid4().hex}.tmp"
+    with open(temporary, "wb") as handle:
+        handle.write(state.to_json())
+        handle.flush()
+        os.fsync(handle.fileno())
+    _rename_durably(temporary, paths.state)
+
+
+def load_state(paths: ResumablePaths) -> ResumableState | None:
+    """The record, or None if there is no such upload (or it is being removed)."""
+    try:
+        return ResumableState.from_json(paths.state.read_bytes())
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def try_lock(path: Path) -> int | None:
+    """An open descriptor holding an exclusive lock on the file `path`, or None if another
+    request, in this process or another, holds it; FileNotFoundError if there is no such
+    file. `unlock` releases it."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            return None
+        raise
+    return fd
+
+
+def unlock(fd: int) -> None:
+    os.close(fd)  # closing the descriptor drops its lock
+
+
+def remove_resumable(paths: ResumablePaths) -> None:
+    shutil.rmtree(paths.root, ignore_errors=True)

@@ -29,12 +29,28 @@ from tests.apps import make_settings, migrate
 # What a schema cannot say is left out; every other check runs.
 SEMANTIC_CHECKS = ["positive_data_acceptance"]
 # Uploads are files: their bytes go as they are, whatever the media type says.
-RAW_BODY_MEDIA_TYPES = ["application/gzip", "application/jsonl", "application/x-ndjson"]
+RAW_BODY_MEDIA_TYPES = [
+    "application/gzip",
+    "application/jsonl",
+    "application/x-ndjson",
+    "application/offset+octet-stream",  # tus: the bytes of a resumable upload
+]
+# Schemathesis' statuses for a refused request outside the schema, plus tus' 412: tus answers
+# a request in another protocol version, or with no Tus-Resumable header, with 412 alone.
+REFUSALS = ["400", "401", "403", "404", "405", "406", "409", "415", "422", "428", "429", "5xx"]
+MISSING_HEADER_REFUSALS = ["400", "401", "403", "406", "415", "422"]
+TUS_REFUSALS = {
+    "negative_data_rejection": [*REFUSALS, "412"],
+    "missing_required_header": [*MISSING_HEADER_REFUSALS, "412"],
+}
 CONFIG = {
     "seed": 20261124,
     "generation": {"max-examples": 50},
     "phases": {"stateful": {"max-steps": 10}},
-    "checks": {check: {"enabled": False} for check in SEMANTIC_CHECKS},
+    "checks": {
+        **{check: {"enabled": False} for check in SEMANTIC_CHECKS},
+        **{check: {"expected-statuses": codes} for check, codes in TUS_REFUSALS.items()},
+    },
     "max-stream-events": 20,
     "request-timeout": 20,
 }

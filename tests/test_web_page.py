@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, Route, expect, sync_playwright
 
 from tests.browser import (
     CHROMIUM_FLAGS,
@@ -26,6 +26,7 @@ from tests.browser import (
     screenshot,
     watched_page,
 )
+from tests.samples import MiB, assert_succeeded_with_csv, write_csv
 from tests.server import ServiceProcess, StartedProcesses
 
 pytestmark = pytest.mark.slow
@@ -494,3 +495,36 @@ def test_the_event_stream_parser_gives_the_same_events_however_the_text_is_split
             {"event": "message", "data": "after", "id": "1"},
         ]
     ]
+
+
+def test_a_large_file_goes_through_tus_and_resumes_by_itself_after_a_dropped_connection(
+    browser: Browser, server: ServiceProcess, tmp_path: Path
+) -> None:
+    big = tmp_path / "resumed.csv"
+    rows = write_csv(big, 24 * MiB)  # two chunks of the page's tus client
+    seen: list[str] = []
+
+    def drop_the_second_patch(route: Route) -> None:
+        request = route.request
+        if "/uploads" in request.url:
+            seen.append(request.method)
+            if request.method == "PATCH" and seen.count("PATCH") == 2:
+                route.abort("connectionreset")
+                return
+        route.fallback()
+
+    allowed = ("ERR_CONNECTION_RESET",)  # Chromium logs the request the test cut
+    with watched_page(browser, server.url, WIDE, allowed_console=allowed) as (page, _watch):
+        open_page(page, server.url)
+        page.route("**/uploads**", drop_the_second_patch)
+        choose_files(page, big)
+        expect_bars_full(page, big.name)
+        job_id = job_id_of_card(page, big.name)
+    assert seen[0] == "POST"
+    assert seen.count("PATCH") == 3  # the cut one was sent again, from the offset HEAD gave
+    assert "HEAD" in seen[seen.index("PATCH") + 2 :]
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        job = client.get(f"/jobs/{job_id}").json()
+        assert job["file"]["sha256"] == hashlib.sha256(big.read_bytes()).hexdigest()
+        assert job["file"]["name"] == big.name
+        assert_succeeded_with_csv(client, job_id, rows)

@@ -3,7 +3,8 @@
 - Recovery, every `recovery_interval_s`: running jobs whose worker stopped beating go back to
   the queue, and queued jobs the executor may not hold (a lost message, a failed claim) are
   handed to it again.
-- Retention, every `sweep_interval_s`: expired jobs and orphan files are removed.
+- Retention, every `sweep_interval_s`: expired jobs and orphan files are removed, and
+  resumable uploads left unfinished past their `Upload-Expires` (or whose job is gone).
 """
 
 from __future__ import annotations
@@ -22,7 +23,16 @@ from service.config import Settings
 from service.db import SessionFactory, transaction
 from service.models import FINISHED_STATUSES, Job, utcnow
 from service.runner import lifecycle
-from service.storage import job_paths, remove_job_files
+from service.storage import (
+    ResumablePaths,
+    job_paths,
+    load_state,
+    remove_job_files,
+    remove_resumable,
+    resumable_dir,
+    try_lock,
+    unlock,
+)
 
 if TYPE_CHECKING:
     from service.runner.executors import Executor
@@ -102,6 +112,67 @@ async def remove_orphans(settings: Settings, sessions: SessionFactory) -> int:
     return removed
 
 
+def _resumable_to_remove(data_dir: Path, now: float) -> tuple[list[Path], dict[str, Path]]:
+    """Unfinished uploads past their expiry, or half-created an hour ago; and finished ones,
+    by the id of their job (kept while the job is)."""
+    expired: list[Path] = []
+    finished: dict[str, Path] = {}
+    root = resumable_dir(data_dir)
+    if not root.is_dir():
+        return expired, finished
+    for entry in root.iterdir():
+        try:
+            state = load_state(ResumablePaths(entry))
+        except ValueError:  # a record cut short: nothing can resume it
+            state = None
+        if state is None:
+            if now - entry.stat().st_mtime > ORPHAN_MIN_AGE_S:
+                expired.append(entry)
+        elif state.completed:
+            finished[state.job_id] = entry
+        elif state.expires_at.timestamp() < now:
+            expired.append(entry)
+    return expired, finished
+
+
+def _remove_unless_busy(root: Path) -> bool:
+    """Remove an upload unless a request is writing to it right now."""
+    paths = ResumablePaths(root)
+    try:
+        fd = try_lock(paths.lock)
+    except FileNotFoundError:
+        fd = None  # created half-way
+    else:
+        if fd is None:
+            return False
+    try:
+        remove_resumable(paths)
+    finally:
+        if fd is not None:
+            unlock(fd)
+    return True
+
+
+async def remove_resumable_uploads(settings: Settings, sessions: SessionFactory) -> int:
+    """Remove expired unfinished uploads, and finished ones whose job is gone."""
+    expired, finished = await asyncio.to_thread(
+        _resumable_to_remove, settings.data_dir, time.time()
+    )
+    if finished:
+        async with sessions() as session:
+            known = set(
+                (await session.exec(select(Job.id).where(col(Job.id).in_(list(finished))))).all()
+            )
+        expired += [root for job_id, root in finished.items() if job_id not in known]
+    removed = 0
+    for root in expired:
+        try:
+            removed += await asyncio.to_thread(_remove_unless_busy, root)
+        except FileNotFoundError:
+            pass  # terminated meanwhile
+    return removed
+
+
 async def recover(settings: Settings, sessions: SessionFactory, executor: Executor) -> None:
     """One round of recovery: requeue jobs whose worker died, re-dispatch jobs without one.
 
@@ -145,8 +216,12 @@ async def sweep(settings: Settings, sessions: SessionFactory) -> None:
     """One round of retention."""
     expired = await expire_jobs(settings, sessions)
     orphans = await remove_orphans(settings, sessions)
-    if expired or orphans:
-        logger.info("sweep", extra={"expired_jobs": expired, "orphan_files": orphans})
+    uploads = await remove_resumable_uploads(settings, sessions)
+    if expired or orphans or uploads:
+        logger.info(
+            "sweep",
+            extra={"expired_jobs": expired, "orphan_files": orphans, "resumable_uploads": uploads},
+        )
 
 
 async def run_periodically(settings: Settings, sessions: SessionFactory) -> None:

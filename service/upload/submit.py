@@ -128,10 +128,19 @@ async def _receive(runtime: Runtime, upload: _Request, destination: Path | None)
 
 
 async def _store(runtime: Runtime, upload: _Request, owner: str, key: str | None = None) -> Job:
-    settings = runtime.settings
     job_id = new_job_id()
+    stored = await _receive(runtime, upload, job_paths(runtime.settings.data_dir, job_id).upload)
+    return await record_job(runtime, job_id, owner, stored, key)
+
+
+async def record_job(
+    runtime: Runtime, job_id: str, owner: str, stored: Upload, key: str | None = None
+) -> Job:
+    """Record the queued job of an upload already stored durably at its job's upload path,
+    through the group commit; every way of uploading ends here. If the job cannot be
+    recorded, its files are removed and the refusal raised."""
+    settings = runtime.settings
     paths = job_paths(settings.data_dir, job_id)
-    stored = await _receive(runtime, upload, paths.upload)
     job = queries.new_job(
         job_id=job_id,
         owner=owner,

@@ -1,4 +1,4 @@
-"""`python -m tests.bench [--quick] [--only upload,ingest,polling,small,scaling,formats]`."""
+"""`python -m tests.bench [--quick] [--only upload,ingest,polling,small,scaling,formats,tus]`."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from tests.bench.sections import Context, Section, Step
 from tests.bench.sections.formats import FormatsSection
 from tests.bench.sections.ingest import IngestSection
 from tests.bench.sections.polling import PollingSection
+from tests.bench.sections.resumable import ResumableSection
 from tests.bench.sections.scaling import ScalingSection
 from tests.bench.sections.smalljobs import SmallJobsSection
 from tests.bench.sections.upload import UploadSection
@@ -30,6 +31,7 @@ SECTIONS: tuple[type[Section], ...] = (
     SmallJobsSection,
     ScalingSection,
     FormatsSection,
+    ResumableSection,
 )
 REPO = Path(__file__).resolve().parents[2]
 BAR_FORMAT = "{desc:<44.44} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}"

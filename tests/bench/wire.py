@@ -17,7 +17,19 @@ from typing import Any
 import orjson
 
 HEAD_END = b"\r\n\r\n"
+
+
+@dataclass(frozen=True)
+class FileRange:
+    """`count` bytes of a file from `offset` on, sent with sendfile() like a whole file."""
+
+    path: Path
+    offset: int
+    count: int
+
+
 BodyPart = bytes | Path
+RequestPart = BodyPart | FileRange
 
 
 @dataclass(frozen=True)
@@ -42,8 +54,14 @@ def parse_head(head: bytes) -> tuple[int, dict[str, str]]:
     return status, headers
 
 
-def body_size(parts: Sequence[BodyPart]) -> int:
-    return sum(p.stat().st_size if isinstance(p, Path) else len(p) for p in parts)
+def _part_size(part: RequestPart) -> int:
+    if isinstance(part, FileRange):
+        return part.count
+    return part.stat().st_size if isinstance(part, Path) else len(part)
+
+
+def body_size(parts: Sequence[RequestPart]) -> int:
+    return sum(_part_size(part) for part in parts)
 
 
 def multipart(path: Path, media_type: str, field: str = "file") -> tuple[str, list[BodyPart]]:
@@ -82,11 +100,11 @@ class Connection:
         method: str,
         target: str,
         headers: dict[str, str] | None = None,
-        body: Sequence[BodyPart] = (),
+        body: Sequence[RequestPart] = (),
     ) -> Response:
         lines = [f"{method} {target} HTTP/1.1", f"Host: {self.host}:{self.port}"]
         lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
-        if body or method in ("POST", "PUT"):
+        if body or method in ("POST", "PUT", "PATCH"):
             lines.append(f"Content-Length: {body_size(body)}")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         try:
@@ -95,6 +113,9 @@ class Connection:
                 if isinstance(part, Path):
                     with open(part, "rb") as f:
                         self.sock.sendfile(f)
+                elif isinstance(part, FileRange):
+                    with open(part.path, "rb") as f:
+                        self.sock.sendfile(f, part.offset, part.count)
                 else:
                     self.sock.sendall(part)
         except (BrokenPipeError, ConnectionResetError):

@@ -2,6 +2,7 @@
 // one) lives in this tab's sessionStorage and travels only in `Authorization: Bearer`.
 
 import { EventStreamParser } from "./sse.js";
+import { TusError, TusStopped, tusUpload } from "./tus.js";
 
 const KEY_ITEM = "ingest.apiKey";
 
@@ -156,12 +157,64 @@ export const jobs = {
 
 // ---- Upload -------------------------------------------------------------------------------
 
+// Files this large go through /uploads (tus): a dropped connection resumes where it broke.
+export const RESUMABLE_FROM_BYTES = 8 * 1024 * 1024;
+
 /**
- * Upload one file as multipart/form-data with XMLHttpRequest, whose upload progress events
- * fetch() lacks. `onProgress(sent, total)` follows the body. Returns {done, stop}: `done`
- * resolves with the job, or rejects with an ApiError or UploadStopped.
+ * Upload one file: as multipart/form-data with XMLHttpRequest (whose upload progress events
+ * fetch() lacks), or, from RESUMABLE_FROM_BYTES on, as a resumable upload.
+ * `onProgress(sent, total)` follows the body. Returns {done, stop}: `done` resolves with the
+ * job, or rejects with an ApiError or UploadStopped.
  */
 export function upload(file, options, onProgress) {
+  if (file.size >= RESUMABLE_FROM_BYTES) return resumableUpload(file, options, onProgress);
+  return multipartUpload(file, options, onProgress);
+}
+
+function keyHeaders() {
+  const key = storedKey();
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+function tusProblem(error) {
+  if (error.status === 0) {
+    return new ApiError(0, "Upload failed", "The connection to the service was lost.");
+  }
+  const problem = parseJson(error.text);
+  return new ApiError(error.status, problem?.title || `HTTP ${error.status}`, problem?.detail || "");
+}
+
+/** tus: the options travel in Upload-Metadata; stopping removes what the service kept. */
+function resumableUpload(file, options, onProgress) {
+  let handle = null;
+  let stopped = false;
+  const done = (async () => {
+    // Learn whether a key is needed before creating an upload the service would refuse.
+    if (!authenticated) await json("/jobs?limit=1");
+    if (stopped) throw new UploadStopped();
+    const metadata = { filename: file.name, ...options };
+    if (file.type) metadata.filetype = file.type;
+    handle = tusUpload(file, { endpoint: "/uploads", metadata, headers: keyHeaders, onProgress });
+    let jobId;
+    try {
+      jobId = await handle.done;
+    } catch (error) {
+      if (error instanceof TusStopped) throw new UploadStopped();
+      if (error instanceof TusError) throw tusProblem(error);
+      throw error;
+    }
+    return jobs.get(jobId);
+  })();
+  return {
+    done,
+    stop() {
+      stopped = true;
+      handle?.stop();
+    },
+  };
+}
+
+function multipartUpload(file, options, onProgress) {
   let xhr = null;
   let stopped = false;
 
