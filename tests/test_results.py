@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -13,6 +14,8 @@ import pytest
 from fastapi import FastAPI
 
 from service.config import Settings
+from service.models import Job
+from service.runner import sweeper
 from service.storage import job_paths
 from tests.helpers import assert_problem, ndjson, wait_for_job
 
@@ -229,3 +232,24 @@ def test_stale_temporaries_are_removed_before_converting(tmp_path: Path) -> None
     (tmp_path / ".result.csv.abc.tmp").write_bytes(b"x")
     _remove_temporaries(destination)
     assert [p.name for p in tmp_path.iterdir()] == [".result.csv.abc.tmp"]
+
+
+async def test_retention_removes_the_conversions_with_the_job(
+    app: FastAPI, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    job_id = await _done(client)
+    for name in ("json", "csv", "parquet", "arrow"):
+        assert (await client.get(f"/jobs/{job_id}/result?format={name}")).status_code == 200
+    root = job_paths(settings.data_dir, job_id).root
+    assert len(list(root.glob("result.*"))) == 5
+    runtime = app.state.runtime
+    async with runtime.sessions() as session:
+        job = await session.get(Job, job_id)
+        assert job is not None
+        job.expires_at = datetime.now(UTC) - timedelta(seconds=1)
+        session.add(job)
+        await session.commit()
+    assert await sweeper.expire_jobs(settings, runtime.sessions) == 1
+    assert not root.exists()
+    runtime.views.changed(job_id)
+    assert_problem(await client.get(f"/jobs/{job_id}/result?format=parquet"), 404)
