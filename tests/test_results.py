@@ -14,6 +14,8 @@ import pytest
 from fastapi import FastAPI
 
 from service.config import Settings
+from service.formats import FORMATS
+from service.jobs.conversions import Conversions
 from service.models import Job
 from service.runner import sweeper
 from service.storage import job_paths
@@ -253,3 +255,29 @@ async def test_retention_removes_the_conversions_with_the_job(
     assert not root.exists()
     runtime.views.changed(job_id)
     assert_problem(await client.get(f"/jobs/{job_id}/result?format=parquet"), 404)
+
+
+async def test_api_processes_sharing_a_data_dir_take_turns_through_the_file_lock(
+    app: FastAPI, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """Two `Conversions` stand for two API processes: each has its own tasks, and a lock
+    taken through its own descriptor (flock locks belong to the open file, not the process)."""
+    job_id = await _done(client)
+    paths = job_paths(settings.data_dir, job_id)
+    job = (await client.get(f"/jobs/{job_id}")).json()
+    made: list[str] = []
+    destination = paths.converted("parquet")
+    await asyncio.gather(
+        *(
+            Conversions().ensure(
+                paths.result,
+                job["result"]["columns"],
+                FORMATS["parquet"],
+                destination,
+                lambda: made.append("made"),
+            )
+            for _ in range(3)
+        )
+    )
+    assert made == ["made"]
+    assert pq.read_table(destination).num_rows == 3

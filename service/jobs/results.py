@@ -59,9 +59,6 @@ class Download:
         finally:
             await self.handle.close()
 
-    async def close(self) -> None:
-        await self.handle.close()
-
 
 async def open_download(
     runtime: Runtime,
