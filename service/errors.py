@@ -49,6 +49,10 @@ class RequestTimeout(ProblemError):
     status, title = 408, "Request Timeout"
 
 
+class NotAcceptable(ProblemError):
+    status, title = 406, "Not Acceptable"
+
+
 class Conflict(ProblemError):
     status, title = 409, "Conflict"
 
@@ -63,6 +67,10 @@ class PayloadTooLarge(ProblemError):
 
 class UnsupportedMediaType(ProblemError):
     status, title = 415, "Unsupported Media Type"
+
+
+class RangeNotSatisfiable(ProblemError):
+    status, title = 416, "Range Not Satisfiable"
 
 
 class UnprocessableContent(ProblemError):

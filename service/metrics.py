@@ -35,6 +35,12 @@ class Metrics:
         self.uploads = Counter(
             "ingest_uploads", "Upload requests by outcome", ["outcome"], registry=self.registry
         )
+        self.conversions = Counter(
+            "ingest_result_conversions",
+            "Results converted for download by this process, by format",
+            ["format"],
+            registry=self.registry,
+        )
         self.upload_bytes = Counter(
             "ingest_upload_bytes", "Bytes of accepted uploads", registry=self.registry
         )

@@ -170,7 +170,12 @@ class JobError(_PublicModel):
 
 class JobLinks(_PublicModel):
     self: str
-    result: str
+    result: str  # NDJSON, or the format `Accept` asks for
+    result_ndjson: str  # then one link per format: ?format=
+    result_json: str
+    result_csv: str
+    result_parquet: str
+    result_arrow: str
     errors: str
     events: str
 
@@ -245,6 +250,11 @@ class JobPublic(_PublicModel):
             links=JobLinks(
                 self=base,
                 result=f"{base}/result",
+                result_ndjson=f"{base}/result?format=ndjson",
+                result_json=f"{base}/result?format=json",
+                result_csv=f"{base}/result?format=csv",
+                result_parquet=f"{base}/result?format=parquet",
+                result_arrow=f"{base}/result?format=arrow",
                 errors=f"{base}/errors",
                 events=f"{base}/events",
             ),

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
 from service.db import SessionFactory
+from service.jobs.conversions import Conversions
 from service.jobs.views import JobViews
 from service.metrics import Metrics
 from service.runner.executors import Executor
@@ -26,6 +27,7 @@ class Runtime:
     admission: Admission
     recorder: JobRecorder
     uploads_in_flight: set[tuple[str, str]] = field(default_factory=set)
+    conversions: Conversions = field(default_factory=Conversions)
 
     def begin_shutdown(self) -> None:
         """A stop was asked for: refuse uploads (503) and start no more jobs."""

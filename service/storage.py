@@ -4,7 +4,10 @@ Layout under the data dir:
     incoming/<random>.part     an upload still arriving
     uploads/<job id>           the stored upload, exactly as sent
     jobs/<job id>/             parse output: result.ndjson and errors.ndjson, renamed into
-                               place when whole (`*.part` while being written)
+                               place when whole (`*.part` while being written); the result
+                               converted for downloads, made on first request: result.json,
+                               result.csv, result.parquet, result.arrows (`.result.*.tmp`
+                               while being written, `.result.*.lock` held meanwhile)
     resumable/<upload id>/     a resumable (tus) upload: `data` (the bytes received so far),
                                `state.json` (its record, replaced whole), `lock` (held while a
                                request changes it)
@@ -59,6 +62,10 @@ class JobPaths:
     @property
     def errors(self) -> Path:
         return self.root / "errors.ndjson"
+
+    def converted(self, extension: str) -> Path:
+        """The result in another format (see service.formats), beside the NDJSON."""
+        return self.root / f"result.{extension}"
 
     def attempt(self, number: int) -> AttemptPaths:
         return AttemptPaths(self.upload, self.root, number)

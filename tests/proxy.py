@@ -1,6 +1,7 @@
-"""A TCP proxy on 127.0.0.1 that cuts a connection in the middle of a request body, as a
-dropped network would: once `cut_after` bytes have gone from clients to the server, both
-sides of that connection are closed. Connections after the cut pass untouched."""
+"""A TCP proxy on 127.0.0.1 that cuts a connection in the middle of a request body (or, with
+`downstream=True`, of a response body), as a dropped network would: once `cut_after` bytes
+have gone from clients to the server (from the server to clients), both sides of that
+connection are closed. Connections after the cut pass untouched."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from types import TracebackType
 
 
 class CuttingProxy:
-    def __init__(self, upstream_port: int, cut_after: int) -> None:
+    def __init__(self, upstream_port: int, cut_after: int, *, downstream: bool = False) -> None:
         self.upstream_port = upstream_port
         self.cut_after = cut_after
+        self.downstream = downstream
         self.forwarded = 0
         self.cut = threading.Event()
         self._lock = threading.Lock()
@@ -62,7 +64,7 @@ class CuttingProxy:
     def _pump(self, source: socket.socket, target: socket.socket, upstream: bool) -> None:
         try:
             while data := source.recv(65536):
-                if upstream and not self.cut.is_set():
+                if upstream != self.downstream and not self.cut.is_set():
                     with self._lock:
                         self.forwarded += len(data)
                         cutting = self.forwarded >= self.cut_after

@@ -9,8 +9,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 # The job record is read on every status poll: it must not pull in the web framework, the
-# multipart parser or the parsing engine.
-LIGHT_MODULES = ["service.jobs.queries", "service.jobs.views", "service.jobs.reading"]
+# multipart parser or the parsing engine; a download converts in a process of its own.
+LIGHT_MODULES = [
+    "service.jobs.queries",
+    "service.jobs.views",
+    "service.jobs.reading",
+    "service.jobs.results",
+    "service.jobs.conversions",
+]
 HEAVY = ["starlette", "fastapi", "python_multipart", "pyarrow", "celery"]
 
 

@@ -208,7 +208,7 @@ def test_picked_file_uploads_parses_and_shows_its_records_and_errors(
             view.get_by_role("link", name="Download the result").click()
         saved = Path(download.value.path()).read_bytes()
         assert saved == httpx.get(f"{server.url}/jobs/{job_id}/result").content
-        assert download.value.suggested_filename == f"{job_id}.ndjson"
+        assert download.value.suggested_filename == "orders.ndjson"  # Content-Disposition
 
         screenshot(page, "job-1280.png")
         page.set_viewport_size(NARROW)
@@ -414,7 +414,7 @@ def test_with_api_keys_the_page_asks_for_one_and_keeps_it_out_of_urls(
         headers = {"Authorization": f"Bearer {API_KEY}"}
         expected = httpx.get(f"{url}/jobs/{job_id}/result", headers=headers).content
         assert Path(download.value.path()).read_bytes() == expected
-        assert download.value.suggested_filename == f"{job_id}.ndjson"
+        assert download.value.suggested_filename == "orders.ndjson"  # Content-Disposition
 
         page.reload()  # the key is kept for the tab
         expect(page.locator(f'#jobs-table tr[data-job-id="{job_id}"]')).to_be_visible()

@@ -56,6 +56,11 @@ JOB: dict[str, Any] = {
     "links": {
         "self": f"/jobs/{JOB_ID}",
         "result": f"/jobs/{JOB_ID}/result",
+        "result_ndjson": f"/jobs/{JOB_ID}/result?format=ndjson",
+        "result_json": f"/jobs/{JOB_ID}/result?format=json",
+        "result_csv": f"/jobs/{JOB_ID}/result?format=csv",
+        "result_parquet": f"/jobs/{JOB_ID}/result?format=parquet",
+        "result_arrow": f"/jobs/{JOB_ID}/result?format=arrow",
         "errors": f"/jobs/{JOB_ID}/errors",
         "events": f"/jobs/{JOB_ID}/events",
     },
@@ -91,6 +96,12 @@ SCHEMA_EXAMPLES: dict[str, Any] = {
 RESULT_NDJSON = (
     '{"order_id":1,"customer":"ada","amount":9.50,"paid":true,"ordered_on":"2026-11-01"}\n'
     '{"order_id":2,"customer":"grace","amount":12,"paid":false,"ordered_on":"2026-11-02"}\n'
+)
+RESULT_JSON = "[" + RESULT_NDJSON.strip().replace("\n", ",\n") + "]"
+RESULT_CSV = (
+    "order_id,customer,amount,paid,ordered_on\r\n"
+    "1,ada,9.50,true,2026-11-01\r\n"
+    "2,grace,12,false,2026-11-02\r\n"
 )
 
 EVENTS = (

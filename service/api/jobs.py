@@ -17,7 +17,9 @@ from service.api.headers import (
     preferred_wait,
 )
 from service.api.responses import CURSOR, JOB_HEADERS, PROBLEM, UPLOAD_BODY, problems
-from service.jobs import control, reading
+from service.formats.registry import FORMATS
+from service.jobs import control, reading, results
+from service.jobs.negotiation import negotiate
 from service.models import JobPage, JobPublic, JobStatus, RowErrorPage
 from service.upload import submit as submission
 from service.upload.submit import MAX_IDEMPOTENCY_KEY_CHARS, SubmitQuery
@@ -183,34 +185,76 @@ async def delete_job(job_id: str, runtime: RuntimeDep, owner: OwnerDep) -> Respo
     return Response(status_code=204)
 
 
+RESULT_EXAMPLES = {
+    "ndjson": examples.RESULT_NDJSON,
+    "json": examples.RESULT_JSON,
+    "csv": examples.RESULT_CSV,
+}
+RESULT_CONTENT = {
+    fmt.media_type: (
+        {"schema": {"type": "string"}, "example": RESULT_EXAMPLES[fmt.name]}
+        if fmt.name in RESULT_EXAMPLES
+        else {"schema": {"type": "string", "format": "binary"}}
+    )
+    for fmt in FORMATS.values()
+}
+DOWNLOAD_HEADERS = {
+    "Content-Disposition": {"description": "attachment; filename=<uploaded name>.<extension>"},
+    "ETag": {"description": "One per job and format; send it back in If-Range"},
+    "Accept-Ranges": {"description": "bytes"},
+}
+
+
 @router.get(
     "/{job_id}/result",
     response_class=StreamingResponse,
     operation_id="getResult",
     responses={
         200: {
-            "content": {
-                "application/x-ndjson": {
-                    "schema": {"type": "string"},
-                    "example": examples.RESULT_NDJSON,
-                }
-            },
-            "description": "The records, one JSON object a line",
+            "content": RESULT_CONTENT,
+            "description": "The records in the format asked for (NDJSON by default); a "
+            "format other than NDJSON is converted on the first request for it, which waits",
+            "headers": DOWNLOAD_HEADERS,
         },
+        206: {
+            "content": RESULT_CONTENT,
+            "description": "The bytes a Range header asked for",
+            "headers": {**DOWNLOAD_HEADERS, "Content-Range": {"description": "bytes a-b/size"}},
+        },
+        406: {**PROBLEM, "description": "Accept admits none of the formats (they are listed)"},
         409: {**PROBLEM, "description": "The job has not succeeded (yet)"},
-        **problems(401, 404),
+        416: {**PROBLEM, "description": "The range starts past the end of the file"},
+        507: {**PROBLEM, "description": "The disk is full: the conversion could not be kept"},
+        **problems(400, 401, 404),
     },
 )
-async def get_result(job_id: str, runtime: RuntimeDep, owner: OwnerDep) -> StreamingResponse:
-    """The parsed records as NDJSON, streamed from disk."""
-    result = await reading.open_result(runtime, job_id, owner)
+async def get_result(
+    job_id: str,
+    runtime: RuntimeDep,
+    owner: OwnerDep,
+    format: Annotated[
+        str | None,
+        Query(
+            pattern=f"^({'|'.join(FORMATS)})$",
+            description="ndjson, json, csv, parquet or arrow; wins over Accept",
+        ),
+    ] = None,
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+    range: Annotated[
+        str | None, Header(description="`bytes=N-` resumes a download (`curl -C -`)")
+    ] = None,
+    if_range: Annotated[
+        str | None, Header(description="The ETag: the range only if the file is still it")
+    ] = None,
+) -> StreamingResponse:
+    """The records as NDJSON, JSON, CSV, Parquet or an Arrow stream, from disk, resumable."""
+    fmt = negotiate(accept, format)
+    download = await results.open_download(runtime, job_id, owner, fmt, range, if_range)
     return StreamingResponse(
-        result.chunks(),
-        media_type="application/x-ndjson",
-        headers={
-            "Content-Length": str(result.size),
-            "Content-Disposition": f'attachment; filename="{job_id}.ndjson"',
-        },
+        download.chunks(),
+        status_code=206 if download.partial else 200,
+        media_type=fmt.media_type,
+        headers=download.headers,
     )
 
 

@@ -1,19 +1,15 @@
-"""Reading jobs for clients: pages of jobs, pages of row errors, the result file."""
+"""Reading jobs for clients: pages of jobs, pages of row errors (the result: `results`)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-import aiofiles
 import orjson
-from aiofiles.threadpool.binary import AsyncBufferedReader
 
-from service.errors import BadRequest, Conflict, NotFound
+from service.errors import BadRequest
 from service.jobs import queries
 from service.jobs.cursors import decode_offset, encode_cursor
 from service.models import JobPage, JobPublic, JobStatus, RowError, RowErrorPage
@@ -50,36 +46,6 @@ async def row_error_page(
         items=items,
         next=f"/jobs/{job.id}/errors?limit={limit}&cursor={next_cursor}" if next_cursor else None,
     )
-
-
-@dataclass
-class ResultFile:
-    """An open result: it stays readable even if the job is deleted while it streams."""
-
-    handle: AsyncBufferedReader
-    size: int
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        try:
-            while chunk := await self.handle.read(READ_CHUNK_BYTES):
-                yield chunk
-        finally:
-            await self.handle.close()
-
-
-async def open_result(runtime: Runtime, job_id: str, owner: str) -> ResultFile:
-    """The result of a succeeded job, opened; 409 before it has succeeded."""
-    async with runtime.sessions() as session:
-        job = await queries.find_job(session, job_id, owner)
-    if job.status is not JobStatus.succeeded:
-        raise Conflict(f"The job is {job.status.value}; the result exists once it has succeeded.")
-    path = job_paths(runtime.settings.data_dir, job.id).result
-    try:
-        handle = await aiofiles.open(path, "rb")
-    except FileNotFoundError:
-        raise NotFound(f"Job {job_id!r} is being deleted; its result is gone.") from None
-    stat = await asyncio.to_thread(os.fstat, handle.fileno())
-    return ResultFile(handle, stat.st_size)
 
 
 def _start_of_page(handle: BinaryIO, cursor: str | None) -> int:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.bench.client import Service, require_succeeded
 from tests.bench.datagen import Dataset
 from tests.bench.profile import human_bytes
 from tests.bench.report import Check, Row, mb, not_measured, rate, ratio
@@ -54,6 +56,9 @@ class FormatsSection(Section):
         self.growth: dict[tuple[Dataset, str], int] = {}
         self.errors: dict[Dataset, str] = {}
         self.results: dict[Dataset, Path] = {}
+        # dataset -> seconds from the first request of ?format=parquet to the download's end
+        self.http_seconds: dict[Dataset, float] = {}
+        self.service: Service | None = None
 
     def datasets(self) -> list[Dataset]:
         profile = self.ctx.profile
@@ -78,6 +83,9 @@ class FormatsSection(Section):
                         weight * 2,
                     )
                 )
+            steps.append(
+                Step(f"formats: parquet over HTTP {size}", self._over_http(dataset), weight * 3)
+            )
             others = [f"service-{f}" for f in FORMATS if f != "parquet"]
             steps.append(
                 Step(f"formats: csv, arrow, json {size}", self._round(dataset, others), weight * 2)
@@ -97,6 +105,31 @@ class FormatsSection(Section):
                 self.errors[dataset] = str(exc).splitlines()[0][:120]
                 raise
             self.results[dataset] = result
+
+        return run
+
+    def _over_http(self, dataset: Dataset) -> Callable[[], None]:
+        """The dataset ingested by `python -m service`, then its Parquet downloaded: timed from
+        the first request (which converts) to the last byte received."""
+
+        def run() -> None:
+            if self.service is None:
+                _, self.service = self.start_service()
+            service = self.service
+            file = self.ctx.data(dataset)
+            job_id, _ = service.submit(file.path, dataset.media_type)
+            try:
+                job, _ = service.wait_done(job_id, self.ctx.profile.ingest_timeout_s)
+                require_succeeded(job)
+                started = time.perf_counter()
+                url = f"/jobs/{job_id}/result?format=parquet"
+                with service.http.stream("GET", url, timeout=900) as response:
+                    response.raise_for_status()
+                    for _ in response.iter_raw(1024 * 1024):
+                        pass
+                self.http_seconds[dataset] = time.perf_counter() - started
+            finally:
+                service.remove(job_id)
 
         return run
 
@@ -137,6 +170,12 @@ class FormatsSection(Section):
             "128k rows)."
         )
         self.notes.append(
+            "Parquet over HTTP: the CSV ingested by `python -m service`, then "
+            "`GET /jobs/{id}/result?format=parquet` timed from the request, which starts the "
+            "conversion (`python -m service.formats`) and waits for it, to the last byte of the "
+            "download."
+        )
+        self.notes.append(
             "RSS growth: peak RSS of the converting process over its peak after imports and a "
             "warm-up conversion of the result's first 64 KiB (the first use of Arrow's compute "
             "kernels loads their library, about 30 MB, once per process)."
@@ -173,6 +212,23 @@ class FormatsSection(Section):
                 ],
             ),
         ]
+        over_http = self.http_seconds.get(dataset)
+        if over_http is None:
+            rows.append(
+                not_measured(
+                    f"Parquet over HTTP, CSV {size}: seconds", "step failed", [speed_target]
+                )
+            )
+        else:
+            rows.append(
+                Row(
+                    f"Parquet over HTTP, CSV {size}: first request to end of download",
+                    f"{over_http:.2f} s",
+                    [f"polars {polars.seconds:.2f} s"],
+                    [ratio(polars.seconds / over_http, "polars")],
+                    [Check(speed_target, polars.seconds / over_http >= TARGET_RATIO)],
+                )
+            )
         for name in FORMATS[1:]:
             measured = self.best.get((dataset, f"service-{name}"))
             label = f"{name.upper() if name != 'arrow' else 'Arrow stream'}, CSV {size}"

@@ -256,7 +256,7 @@ export class JobView {
 
   #download(job) {
     const url = jobs.resultUrl(job.id);
-    const name = `${job.id}.ndjson`;
+    const name = `${uploadStem(job.file.name) || job.id}.ndjson`;
     const status = h("span", { class: "hint", role: "status" });
     const link = h("a", {
       href: url,
@@ -494,4 +494,13 @@ export class JobView {
       say(this.actionError, `Could not delete: ${error.message}`);
     }
   }
+}
+
+/** The uploaded file's name without its folders, `.gz` and extension, as the service names
+ * downloads (`orders.csv` → `orders`). */
+function uploadStem(fileName) {
+  let name = fileName.split(/[\\/]/).pop();
+  if (name.toLowerCase().endsWith(".gz")) name = name.slice(0, -3);
+  const dot = name.lastIndexOf(".");
+  return (dot > 0 ? name.slice(0, dot) : name).trim();
 }
