@@ -31,8 +31,10 @@ class ProgressWriter:
     attempt: int
     interval_s: float
     started: float = field(default_factory=time.monotonic)
-    last_write: float = 0.0
-    last_check: float = 0.0
+    # The first write and check come an interval after the start: a small job that is over
+    # before then costs no transaction here (its claim and its end say it all).
+    last_write: float = field(default_factory=time.monotonic)
+    last_check: float = field(default_factory=time.monotonic)
     last_log: float = field(default_factory=time.monotonic)
     percent: float = 0.0
     rows_done: int = 0
