@@ -1,9 +1,10 @@
 """Baseline: the seed's job pattern, for many small jobs.
 
 FastAPI `BackgroundTasks` parse the stored file in the API process after the 202 and record
-the job's status in SQLite through SQLModel (default journal, nothing fsync'd, no queue, no
-worker processes): what a first version of the service would do. The parse is a plain Python
-loop (csv.reader, per-value typing, orjson per record).
+the job's status in SQLite through SQLModel (default rollback journal, whose commits fsync;
+the files are not fsync'd; no queue, no worker processes): what a first version of the
+service would do. The parse is a plain Python loop (csv.reader, per-value typing, orjson per
+record).
 
 Run as `uvicorn tests.bench.seed_jobs_app:app`; files and the database go to INGEST_DATA_DIR.
 """

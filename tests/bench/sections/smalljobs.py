@@ -15,7 +15,8 @@ from pathlib import Path
 
 import orjson
 
-from tests.bench import servers
+from tests.bench import celery_stack, servers
+from tests.bench.client import Service, require_succeeded
 from tests.bench.datagen import Dataset
 from tests.bench.report import Check, Row, not_measured, rate, ratio
 from tests.bench.sections import SMALL_CSV, Context, ServiceSection, Step
@@ -29,6 +30,7 @@ LATENCY_WARMUP = 5
 FSYNC_ROUNDS = 50
 HELLO_SECONDS = 2.0
 SEED_APP = "tests.bench.seed_jobs_app:app"
+CELERY_CONCURRENCY = 2  # as INGEST_MAX_CONCURRENT_JOBS' default
 
 
 @dataclass
@@ -93,9 +95,10 @@ class SmallJobsSection(ServiceSection):
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
-        self.bursts: dict[str, Burst] = {"service": Burst(), "seed": Burst()}
-        self.latency: dict[str, Latency] = {"service": Latency(), "seed": Latency()}
+        self.bursts = {app: Burst() for app in ("service", "seed", "celery")}
+        self.latency = {app: Latency() for app in ("service", "seed", "celery")}
         self.seed: servers.Server | None = None
+        self.celery: servers.Server | None = None
         self.fsync_ms: float | None = None
         self.hello_rps: float | None = None
         self.context_error = ""
@@ -115,10 +118,14 @@ class SmallJobsSection(ServiceSection):
             Step(f"small jobs: seed pattern, {count} uploads", self._burst("seed"), 3),
             Step("small jobs: seed pattern latency", self._latency("seed")),
             Step("small jobs: stop seed pattern", self.close),
+            Step("small jobs: Celery", self._start_celery, 2),
+            Step(f"small jobs: Celery, {count} uploads", self._burst("celery"), 4),
+            Step("small jobs: Celery latency", self._latency("celery")),
+            Step("small jobs: stop Celery", self.close),
         ]
 
     def _port(self, app: str) -> int:
-        server = self.server if app == "service" else self.seed
+        server = {"service": self.server, "seed": self.seed, "celery": self.celery}[app]
         if server is None:
             raise RuntimeError(f"{app} is not running")
         return server.port
@@ -149,6 +156,33 @@ class SmallJobsSection(ServiceSection):
     def _start_seed(self) -> None:
         command = servers.uvicorn_command(SEED_APP)
         self.seed = self.start_server(command, "small-seed", service=False)
+
+    def _start_celery(self) -> None:
+        """The service with Celery workers, PostgreSQL and Redis of its own, warmed up."""
+        try:
+            url = self._stack.enter_context(celery_stack.database())
+            broker = self._stack.enter_context(celery_stack.redis(self.ctx.bench_dir))
+            env = {
+                "INGEST_EXECUTOR": "celery",
+                "INGEST_DATABASE_URL": url,
+                "INGEST_BROKER_URL": broker,
+                "INGEST_CELERY_QUEUE": "bench-small",
+            }
+            command = servers.service_command(self.ctx.app)
+            self.celery = self.start_server(command, "small-celery", service=True, extra_env=env)
+            env["INGEST_DATA_DIR"] = str(self.celery.run_dir.resolve())
+            log = self.celery.run_dir / "worker.log"
+            self._stack.enter_context(
+                celery_stack.worker(self.ctx.repo, env, log, CELERY_CONCURRENCY)
+            )
+            service = Service(self.celery.port)
+            self._stack.callback(service.close)
+            small = self.ctx.data(SMALL_CSV)
+            job_id, _ = service.submit(small.path, small.dataset.media_type)
+            require_succeeded(service.wait_done(job_id, timeout=60)[0])
+        except Exception as exc:
+            self.bursts["celery"].error = str(exc).splitlines()[0][:120]
+            raise
 
     def _burst(self, app: str) -> Callable[[], None]:
         burst = self.bursts[app]
@@ -276,14 +310,18 @@ class SmallJobsSection(ServiceSection):
         label = f"{profile.small_jobs} uploads of 1 KB, {profile.small_clients} clients"
         rows = [*self._context_rows(), self._accept_row(label), self._throughput_row(label)]
         rows.append(self._latency_row())
+        rows.extend(self._celery_rows(label))
         self.notes.append(
             "Clients: asyncio keep-alive connections in the benchmark process, multipart "
             "uploads of the same 1 KB CSV (3 columns); a job counts as accepted on its 202. "
             "End to end: from the first upload until every job is seen `succeeded`. Seed "
             "pattern: FastAPI `BackgroundTasks` parsing in the API process (csv.reader, "
-            "orjson) with the status in SQLite through SQLModel, nothing fsync'd, run after "
-            "the service on the same machine. Tiny job: p50 (p90) of "
-            f"{LATENCY_JOBS} sequential jobs after {LATENCY_WARMUP} of warm-up."
+            "orjson) with the status in SQLite through SQLModel (default rollback journal, "
+            "whose commits fsync; the files are not fsync'd), run after the service on the "
+            "same machine. Tiny job: p50 (p90) of "
+            f"{LATENCY_JOBS} sequential jobs after {LATENCY_WARMUP} of warm-up. Celery: the "
+            f"same service with `INGEST_EXECUTOR=celery`, one worker of {CELERY_CONCURRENCY} "
+            "processes, PostgreSQL and a redis-server of its own, on the same machine."
         )
         return rows
 
@@ -314,7 +352,7 @@ class SmallJobsSection(ServiceSection):
         seed = self.bursts["seed"]
         baselines = []
         if seed.accept_s is not None:
-            baselines = [f"seed {rate(len(seed.ids) / seed.accept_s, 'jobs/s')} (no fsync)"]
+            baselines = [f"seed {rate(len(seed.ids) / seed.accept_s, 'jobs/s')}"]
         met = per_s >= ACCEPT_TARGET and accepted == self.ctx.profile.small_jobs
         return Row(f"{label}: accepted jobs/s", value, baselines, checks=[Check(target, met)])
 
@@ -360,3 +398,38 @@ class SmallJobsSection(ServiceSection):
             [ratio(share, "seed")],
             [Check(target, share <= LATENCY_TARGET)],
         )
+
+    def _celery_rows(self, label: str) -> list[Row]:
+        burst, latency, seed = self.bursts["celery"], self.latency["celery"], self.bursts["seed"]
+        measurement = f"Celery: {label}, accepted; all succeeded"
+        rows: list[Row] = []
+        ours = burst.end_to_end
+        if burst.accept_s is None or ours is None or burst.done_s is None:
+            outcome = ", ".join(f"{n} {status}" for status, n in sorted(burst.outcome.items()))
+            rows.append(not_measured(measurement, burst.error or outcome or "step failed"))
+        else:
+            accepted = len(burst.ids) / burst.accept_s
+            theirs = seed.end_to_end
+            rows.append(
+                Row(
+                    measurement,
+                    f"{rate(accepted, 'jobs/s')} accepted; {rate(ours, 'jobs/s')} end to end "
+                    f"({len(burst.ids)} in {burst.done_s:.2f} s)",
+                    [f"seed {rate(theirs, 'jobs/s')}"] if theirs else [],
+                    [ratio(ours / theirs, "seed")] if theirs else [],
+                )
+            )
+        measurement = "Celery: tiny job, upload → succeeded (Prefer: wait)"
+        if latency.p50_ms is None or latency.p90_ms is None:
+            rows.append(not_measured(measurement, latency.error or "step failed"))
+        else:
+            seed_p50 = self.latency["seed"].p50_ms
+            rows.append(
+                Row(
+                    measurement,
+                    f"p50 {latency.p50_ms:.1f} ms (p90 {latency.p90_ms:.1f} ms)",
+                    [f"seed p50 {seed_p50:.1f} ms"] if seed_p50 else [],
+                    [ratio(latency.p50_ms / seed_p50, "seed")] if seed_p50 else [],
+                )
+            )
+        return rows
