@@ -1,8 +1,10 @@
-"""Small jobs run as one batch in a worker, against a real SQLite database and real files:
-each job keeps its own fate, and a crash in the middle of a burst loses or repeats nothing."""
+"""Durable work shared between jobs. Small jobs run as one batch in a worker, against a real
+SQLite database and real files: each job keeps its own fate, and a crash in the middle of a
+burst loses or repeats nothing. Uploads arriving together share their directory's fsync."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import threading
@@ -16,6 +18,7 @@ import pytest
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import text
 
+from service import storage
 from service.config import Settings
 from service.db import SessionFactory, create_engine, session_factory, transaction
 from service.models import Job, JobStatus
@@ -241,3 +244,41 @@ def test_kill_9_during_a_burst_of_small_jobs_loses_and_repeats_nothing(
     assert len({name for name, _ in names}) == len(names)
     assert {status for _, status in names} == {"succeeded"}
     assert set(accepted.values()) <= {int(name[1:-4]) for name, _ in names}
+
+
+# --- uploads arriving together share their directory's fsync ------------------------------
+
+
+async def test_renames_made_while_a_directory_fsync_runs_share_the_next_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    release = threading.Event()
+
+    def slow_fsync_dir(path: Path) -> None:
+        calls.append(len(calls))
+        if len(calls) == 1:
+            release.wait(timeout=10)  # the first fsync runs while the others arrive
+
+    monkeypatch.setattr(storage, "fsync_dir", slow_fsync_dir)
+    first = asyncio.create_task(storage.sync_dir(tmp_path))
+    await asyncio.sleep(0.05)
+    later = [asyncio.create_task(storage.sync_dir(tmp_path)) for _ in range(9)]
+    await asyncio.sleep(0.05)
+    assert not first.done() and calls == [0]
+    release.set()
+    await asyncio.gather(first, *later)
+    assert calls == [0, 1]  # the nine waited for an fsync that began after them, and shared it
+
+
+async def test_a_failed_directory_fsync_fails_every_upload_waiting_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing(path: Path) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(storage, "fsync_dir", failing)
+    outcomes = await asyncio.gather(
+        *(storage.sync_dir(tmp_path) for _ in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(outcome, OSError) for outcome in outcomes)
