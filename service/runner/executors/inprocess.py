@@ -18,6 +18,7 @@ from service.config import Settings
 from service.db import SessionFactory
 from service.runner import lifecycle, worker
 from service.runner.executors.pool import POOL_PARENT_PID_ENV, ProcessPool, WorkerDied
+from service.storage import job_paths
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ class InProcessExecutor:
         if job_id in self._solo:
             return False
         try:
-            size = (self._settings.data_dir / "uploads" / job_id).stat().st_size
+            size = job_paths(self._settings.data_dir, job_id).upload.stat().st_size
         except OSError:
             return False
         return size <= SMALL_JOB_BYTES
