@@ -22,6 +22,7 @@ import hashlib
 import os
 import shutil
 import uuid
+import weakref
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -208,17 +209,63 @@ class UploadWriter:
             await asyncio.to_thread(os.fsync, self._file.fileno())
             await self._file.close()
             self._file = None
-            await asyncio.to_thread(_rename_durably, self._path, destination)
+            await asyncio.to_thread(os.replace, self._path, destination)
         self._committed = True
+        await sync_dir(destination.parent)
         return stored
 
 
 def _store_whole(data: bytes, temp: Path, destination: Path) -> None:
+    """Write, fsync and rename into place; the directory's fsync is the caller's."""
     with open(temp, "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
-    _rename_durably(temp, destination)
+    os.replace(temp, destination)
+
+
+class _DirectorySyncs:
+    """Group commit for directory fsyncs: a rename waits for an fsync of its directory that
+    started after it, and every rename made while one fsync runs shares the next one."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[Path, list[asyncio.Future[None]]] = {}
+        self._running: dict[Path, asyncio.Task[None]] = {}
+
+    async def sync(self, directory: Path) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(directory, []).append(done)
+        running = self._running.get(directory)
+        if running is None or running.done():
+            self._running[directory] = asyncio.create_task(self._sync_all(directory))
+        await asyncio.shield(done)
+
+    async def _sync_all(self, directory: Path) -> None:
+        while waiting := self._waiting.pop(directory, []):
+            try:
+                await asyncio.to_thread(fsync_dir, directory)
+            except Exception as exc:
+                for done in waiting:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for done in waiting:
+                if not done.done():
+                    done.set_result(None)
+
+
+_directory_syncs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _DirectorySyncs] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def sync_dir(directory: Path) -> None:
+    """fsync `directory` after a rename into it, sharing the fsync with concurrent renames."""
+    loop = asyncio.get_running_loop()
+    syncs = _directory_syncs.get(loop)
+    if syncs is None:
+        syncs = _directory_syncs[loop] = _DirectorySyncs()
+    await syncs.sync(directory)
 
 
 def _rename_durably(source: Path, destination: Path) -> None:

@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -94,6 +96,21 @@ async def _parse(
             await writeback
 
 
+# Jobs of one batch parsed at once in a worker: a small file's parse mostly waits for the
+# engine's threads, so a few overlap well; more only add contention.
+PARSE_CONCURRENCY = 4
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """A job whose parse succeeded: its output awaits publishing and its final state."""
+
+    job: Job
+    paths: AttemptPaths
+    result: parsing.ParseResult
+    seconds: float
+
+
 async def execute(
     job_id: str, settings: Settings, sessions: SessionFactory, *, wait_for_owner: bool = False
 ) -> None:
@@ -102,38 +119,82 @@ async def execute(
     With `wait_for_owner` (a message that may come back while the job's worker still runs),
     a job found running is claimed once its heartbeat goes stale: see `claim_from_owner`.
     """
-    job = await lifecycle.retrying(
-        "claiming the job", job_id, lambda: lifecycle.claim(sessions, job_id, settings)
+    await execute_many([job_id], settings, sessions, wait_for_owner=wait_for_owner)
+
+
+async def execute_many(
+    job_ids: Sequence[str],
+    settings: Settings,
+    sessions: SessionFactory,
+    *,
+    wait_for_owner: bool = False,
+) -> None:
+    """Run a batch of jobs to their final states, sharing the durable work between them.
+
+    The batch is claimed in one transaction, parsed a few at a time, its result files made
+    durable together (every file fsync'd, then renamed, then every directory fsync'd), and
+    the jobs that succeeded finish in one transaction. Each job keeps its own fate: one that
+    fails, is cancelled or cannot be written ends alone, the others go on. Jobs that another
+    worker owns are skipped.
+    """
+    jobs = await lifecycle.retrying(
+        "claiming the job",
+        job_ids[0],
+        lambda: lifecycle.claim_many(sessions, job_ids, settings),
     )
-    if job is None and wait_for_owner:
-        job = await lifecycle.claim_from_owner(sessions, job_id, settings)
-    if job is None:
+    if not jobs and wait_for_owner and len(job_ids) == 1:
+        job = await lifecycle.claim_from_owner(sessions, job_ids[0], settings)
+        jobs = [job] if job is not None else []
+    if not jobs:
         return
     heart = asyncio.create_task(
-        keep_beating(sessions, job_id, job.attempts, settings.heartbeat_interval_s)
+        keep_beating(
+            sessions, [(job.id, job.attempts) for job in jobs], settings.heartbeat_interval_s
+        )
     )
     try:
-        await _run_claimed(job, settings, sessions)
+        await _run_claimed(jobs, settings, sessions)
     finally:
         heart.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await heart
 
 
-async def _run_claimed(job: Job, settings: Settings, sessions: SessionFactory) -> None:
+async def _run_claimed(jobs: Sequence[Job], settings: Settings, sessions: SessionFactory) -> None:
+    retention = timedelta(hours=settings.retention_hours)
+    runnable: list[Job] = []
+    for job in jobs:
+        if job.attempts > MAX_ATTEMPTS:
+            message = f"The job was interrupted {MAX_ATTEMPTS} times."
+            await _fail(sessions, job.id, job.attempts, retention, "internal_error", message)
+        else:
+            runnable.append(job)
+    attempts = [job_paths(settings.data_dir, job.id).attempt(job.attempts) for job in runnable]
+    made = await asyncio.to_thread(outputs.fresh_output_dirs, attempts)
+    slots = asyncio.Semaphore(PARSE_CONCURRENCY)
+
+    async def run(job: Job, paths: AttemptPaths, error: OSError | None) -> _Parsed | None:
+        if error is not None:
+            await _fail(sessions, job.id, job.attempts, retention, "io_error", _io_message(error))
+            return None
+        async with slots:
+            return await _parse_one(job, paths, settings, sessions, retention)
+
+    each = zip(runnable, attempts, made, strict=True)
+    parsed = await asyncio.gather(*(run(*job) for job in each))
+    await _publish_and_finish([p for p in parsed if p is not None], sessions, retention)
+
+
+async def _parse_one(
+    job: Job,
+    paths: AttemptPaths,
+    settings: Settings,
+    sessions: SessionFactory,
+    retention: timedelta,
+) -> _Parsed | None:
+    """Parse one claimed job; a job that fails or stops here is ended here (None)."""
     job_id, attempt = job.id, job.attempts
     log = {"job_id": job_id, "attempt": attempt}
-    retention = timedelta(hours=settings.retention_hours)
-    if attempt > MAX_ATTEMPTS:
-        message = f"The job was interrupted {MAX_ATTEMPTS} times."
-        await _fail(sessions, job_id, attempt, retention, "internal_error", message)
-        return
-    paths = job_paths(settings.data_dir, job_id).attempt(attempt)
-    try:
-        await asyncio.to_thread(outputs.fresh_output_dir, paths)
-    except OSError as exc:
-        await _fail(sessions, job_id, attempt, retention, "io_error", _io_message(exc))
-        return
     logger.info("job started", extra={**log, "size": job.file_size})
     reporter = ProgressWriter(sessions, job_id, attempt, settings.progress_interval_s)
     started = time.monotonic()
@@ -142,56 +203,79 @@ async def _run_claimed(job: Job, settings: Settings, sessions: SessionFactory) -
     except lifecycle.JobCancelled:
         await asyncio.to_thread(outputs.remove_partials, paths)
         logger.info("job stopped: no longer running under this attempt", extra=log)
-        return
+        return None
     except parsing.ParseFailure as failure:
         await _fail_with_report(sessions, paths, attempt, retention, failure, reporter)
-        return
+        return None
     except Exception:
         logger.exception("job crashed", extra=log)
         await asyncio.to_thread(outputs.remove_partials, paths)
         message = "The parser stopped on an unexpected error."
         await _fail(sessions, job_id, attempt, retention, "internal_error", message)
-        return
-    try:
-        await asyncio.to_thread(outputs.publish, paths, with_result=True)
-    except FileNotFoundError:
-        logger.info("job stopped: deleted while finishing", extra=log)
-        return
-    except OSError as exc:
-        await asyncio.to_thread(outputs.remove_partials, paths)
-        await _fail(sessions, job_id, attempt, retention, "io_error", _io_message(exc))
-        return
-    seconds = max(time.monotonic() - started, 1e-6)
-    succeeded = await lifecycle.retrying(
-        "recording the result",
-        job_id,
-        lambda: lifecycle.finish(
-            sessions,
-            job_id,
-            attempt,
-            JobStatus.succeeded,
-            retention=retention,
-            format=result.format,
-            result={
+        return None
+    return _Parsed(job, paths, result, max(time.monotonic() - started, 1e-6))
+
+
+def _success(parsed: _Parsed) -> lifecycle.Ending:
+    job, result = parsed.job, parsed.result
+    return lifecycle.Ending(
+        job.id,
+        job.attempts,
+        JobStatus.succeeded,
+        {
+            "format": result.format,
+            "result": {
                 "rows": result.rows,
                 "rows_failed": result.rows_failed,
                 "encoding": result.encoding,
                 "dialect": result.dialect,
                 "columns": result.columns,
             },
-            phase="write",
-            bytes_done=job.file_size,
-            percent=100.0,
-            rate_bytes_per_s=round(job.file_size / seconds, 1),
-            rows_done=result.rows,
-            rows_failed=result.rows_failed,
-        ),
+            "phase": "write",
+            "bytes_done": job.file_size,
+            "percent": 100.0,
+            "rate_bytes_per_s": round(job.file_size / parsed.seconds, 1),
+            "rows_done": result.rows,
+            "rows_failed": result.rows_failed,
+        },
     )
-    if succeeded:
-        extra = {**log, "rows": result.rows, "rows_failed": result.rows_failed}
-        logger.info("job succeeded", extra={**extra, "seconds": round(seconds, 3)})
-    else:
-        logger.info("job stopped: no longer running under this attempt", extra=log)
+
+
+async def _publish_and_finish(
+    batch: Sequence[_Parsed], sessions: SessionFactory, retention: timedelta
+) -> None:
+    """Make the batch's results durable together, then record every success in one commit."""
+    if not batch:
+        return
+    errors = await asyncio.to_thread(outputs.publish_many, [p.paths for p in batch])
+    published: list[_Parsed] = []
+    for parsed, error in zip(batch, errors, strict=True):
+        job = parsed.job
+        log = {"job_id": job.id, "attempt": job.attempts}
+        if error is None:
+            published.append(parsed)
+        elif isinstance(error, FileNotFoundError):
+            logger.info("job stopped: deleted while finishing", extra=log)
+        else:
+            await asyncio.to_thread(outputs.remove_partials, parsed.paths)
+            message = _io_message(error)
+            await _fail(sessions, job.id, job.attempts, retention, "io_error", message)
+    if not published:
+        return
+    endings = [_success(parsed) for parsed in published]
+    applied = await lifecycle.retrying(
+        "recording the result",
+        endings[0].job_id,
+        lambda: lifecycle.finish_many(sessions, endings, retention=retention),
+    )
+    for parsed, succeeded in zip(published, applied, strict=True):
+        result = parsed.result
+        log = {"job_id": parsed.job.id, "attempt": parsed.job.attempts}
+        if succeeded:
+            extra = {**log, "rows": result.rows, "rows_failed": result.rows_failed}
+            logger.info("job succeeded", extra={**extra, "seconds": round(parsed.seconds, 3)})
+        else:
+            logger.info("job stopped: no longer running under this attempt", extra=log)
 
 
 async def _fail_with_report(

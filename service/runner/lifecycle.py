@@ -69,11 +69,20 @@ def _stale(settings: Settings, now: datetime) -> ColumnElement[bool]:
 
 async def claim(sessions: SessionFactory, job_id: str, settings: Settings) -> Job | None:
     """Move a queued (or orphaned running) job to running; None if someone else has it."""
+    claimed = await claim_many(sessions, [job_id], settings)
+    return claimed[0] if claimed else None
+
+
+async def claim_many(
+    sessions: SessionFactory, job_ids: Sequence[str], settings: Settings
+) -> list[Job]:
+    """Claim every job of `job_ids` that is queued (or orphaned running), in one transaction;
+    returns those claimed, in the order given (the others belong to someone else)."""
     now = utcnow()
     async with transaction(sessions) as session:
         claimed = await session.exec(
             update(Job)
-            .where(col(Job.id) == job_id)
+            .where(col(Job.id).in_(job_ids))
             .where(or_(col(Job.status) == JobStatus.queued, _stale(settings, now)))
             .values(
                 status=JobStatus.running,
@@ -89,10 +98,14 @@ async def claim(sessions: SessionFactory, job_id: str, settings: Settings) -> Jo
                 rate_bytes_per_s=None,
                 eta_seconds=None,
             )
+            .returning(col(Job.id))
         )
-        if rowcount(claimed) == 0:
-            return None
-        return await session.get(Job, job_id)
+        ours = set(claimed.scalars().all())
+        if not ours:
+            return []
+        rows = await session.exec(select(Job).where(col(Job.id).in_(ours)))
+        jobs = {job.id: job for job in rows.all()}
+        return [jobs[job_id] for job_id in job_ids if job_id in jobs]
 
 
 async def retrying(what: str, job_id: str, write: Callable[[], Awaitable[T]]) -> T:
@@ -165,21 +178,43 @@ async def finish(
     **values: Any,
 ) -> bool:
     """Move a running job to its final state; False if this attempt no longer owns it."""
+    ending = Ending(job_id, attempt, status, values)
+    return (await finish_many(sessions, [ending], retention=retention))[0]
+
+
+@dataclass(frozen=True)
+class Ending:
+    """One job's final state, as `finish` takes it."""
+
+    job_id: str
+    attempt: int
+    status: JobStatus
+    values: dict[str, Any]
+
+
+async def finish_many(
+    sessions: SessionFactory, endings: Sequence[Ending], *, retention: timedelta
+) -> list[bool]:
+    """`finish` for several jobs in one transaction (one commit); for each, whether its
+    attempt still owned the job (a job cancelled meanwhile keeps its cancellation)."""
     now = utcnow()
+    applied: list[bool] = []
     async with transaction(sessions) as session:
-        done = await session.exec(
-            update(Job)
-            .where(owned(job_id, attempt))
-            .values(
-                status=status,
-                finished_at=now,
-                updated_at=now,
-                expires_at=now + retention,
-                eta_seconds=0.0 if status is JobStatus.succeeded else None,
-                **values,
+        for ending in endings:
+            done = await session.exec(
+                update(Job)
+                .where(owned(ending.job_id, ending.attempt))
+                .values(
+                    status=ending.status,
+                    finished_at=now,
+                    updated_at=now,
+                    expires_at=now + retention,
+                    eta_seconds=0.0 if ending.status is JobStatus.succeeded else None,
+                    **ending.values,
+                )
             )
-        )
-        return rowcount(done) == 1
+            applied.append(rowcount(done) == 1)
+    return applied
 
 
 async def cancel(session: AsyncSession, job: Job, retention: timedelta) -> bool:
@@ -209,11 +244,20 @@ def first_line(exc: BaseException) -> str:
 
 async def beat(sessions: SessionFactory, job_id: str, attempt: int) -> bool:
     """Note that this attempt's worker is alive; False if the attempt no longer owns the job."""
+    return any(await beat_many(sessions, [(job_id, attempt)]))
+
+
+async def beat_many(sessions: SessionFactory, attempts: Sequence[tuple[str, int]]) -> list[bool]:
+    """`beat` for several (job id, attempt) pairs in one transaction."""
+    now = utcnow()
+    beaten: list[bool] = []
     async with transaction(sessions) as session:
-        beaten = await session.exec(
-            update(Job).where(owned(job_id, attempt)).values(heartbeat_at=utcnow())
-        )
-        return rowcount(beaten) == 1
+        for job_id, attempt in attempts:
+            done = await session.exec(
+                update(Job).where(owned(job_id, attempt)).values(heartbeat_at=now)
+            )
+            beaten.append(rowcount(done) == 1)
+    return beaten
 
 
 async def requeue(sessions: SessionFactory, job_id: str) -> None:

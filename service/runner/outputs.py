@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from service.storage import AttemptPaths, fsync_dir, fsync_file
@@ -35,6 +36,49 @@ def publish(paths: AttemptPaths, *, with_result: bool) -> None:
         fsync_file(partial)
         partial.replace(final)
     fsync_dir(paths.root)
+
+
+def fresh_output_dirs(attempts: Sequence[AttemptPaths]) -> list[OSError | None]:
+    """`fresh_output_dir` for each attempt (one thread trip for a batch): None or its error."""
+    errors: list[OSError | None] = []
+    for paths in attempts:
+        try:
+            fresh_output_dir(paths)
+        except OSError as exc:
+            errors.append(exc)
+        else:
+            errors.append(None)
+    return errors
+
+
+def publish_many(attempts: Sequence[AttemptPaths]) -> list[OSError | None]:
+    """`publish(with_result=True)` for a batch, with the durable work shared: every file is
+    fsync'd before any rename, then every directory once. Each job's output is still whole
+    or absent; a job whose files fail gets its error back, the others are published."""
+    errors: list[OSError | None] = [None] * len(attempts)
+
+    def each(step: Callable[[AttemptPaths], None]) -> None:
+        for n, paths in enumerate(attempts):
+            if errors[n] is None:
+                try:
+                    step(paths)
+                except OSError as exc:
+                    errors[n] = exc
+
+    def sync_files(paths: AttemptPaths) -> None:
+        if not paths.errors_partial.exists():
+            paths.errors_partial.touch()
+        fsync_file(paths.errors_partial)
+        fsync_file(paths.result_partial)
+
+    def rename(paths: AttemptPaths) -> None:
+        paths.errors_partial.replace(paths.errors)
+        paths.result_partial.replace(paths.result)
+
+    each(sync_files)
+    each(rename)
+    each(lambda paths: fsync_dir(paths.root))
+    return errors
 
 
 def count_lines(path: Path) -> int:

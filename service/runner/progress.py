@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import update
@@ -30,8 +31,10 @@ class ProgressWriter:
     attempt: int
     interval_s: float
     started: float = field(default_factory=time.monotonic)
-    last_write: float = 0.0
-    last_check: float = 0.0
+    # The first write and check come an interval after the start: a small job that is over
+    # before then costs no transaction here (its claim and its end say it all).
+    last_write: float = field(default_factory=time.monotonic)
+    last_check: float = field(default_factory=time.monotonic)
     last_log: float = field(default_factory=time.monotonic)
     percent: float = 0.0
     rows_done: int = 0
@@ -102,15 +105,19 @@ class ProgressWriter:
 
 
 async def keep_beating(
-    sessions: SessionFactory, job_id: str, attempt: int, interval_s: float
+    sessions: SessionFactory, attempts: Sequence[tuple[str, int]], interval_s: float
 ) -> None:
-    """Beat every `interval_s` until cancelled (the job's end) or the job is no longer ours."""
-    while True:
+    """Beat every `interval_s` for each (job id, attempt) of a batch, in one transaction,
+    until cancelled (the batch's end) or no job of it is ours any more."""
+    beating = list(attempts)
+    while beating:
         await asyncio.sleep(interval_s)
         try:
-            if not await lifecycle.beat(sessions, job_id, attempt):
-                return
+            alive = await lifecycle.beat_many(sessions, beating)
         except Exception as exc:  # a missed beat is tried again at the next one
             logger.warning(
-                "heartbeat failed", extra={"job_id": job_id, "error": lifecycle.first_line(exc)}
+                "heartbeat failed",
+                extra={"job_id": beating[0][0], "error": lifecycle.first_line(exc)},
             )
+            continue
+        beating = [pair for pair, ours in zip(beating, alive, strict=True) if ours]

@@ -1,4 +1,4 @@
-"""The entry point a worker process calls to run one job.
+"""The entry points a worker process calls to run one job, or a batch of small ones.
 
 Each worker process keeps one event loop and one database engine for its lifetime, so
 many small jobs do not pay for connecting again.
@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.config import Settings
 from service.db import SessionFactory, create_engine, session_factory
 from service.logs import configure_logging
-from service.runner.execute import execute
+from service.runner.execute import execute, execute_many
 
 
 @dataclass
@@ -55,6 +55,12 @@ def run_job(job_id: str, settings: Settings, *, wait_for_owner: bool = False) ->
     state.loop.run_until_complete(
         execute(job_id, settings, state.sessions, wait_for_owner=wait_for_owner)
     )
+
+
+def run_jobs(job_ids: list[str], settings: Settings) -> None:
+    """Run a batch of jobs in this process (blocking); see `execute_many`."""
+    state = _state_for(settings)
+    state.loop.run_until_complete(execute_many(job_ids, settings, state.sessions))
 
 
 def init_pool_process() -> None:

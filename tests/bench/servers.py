@@ -119,13 +119,16 @@ def start(
     service: bool,
     run_migrations: bool = True,
     timeout: float = 60.0,
+    extra_env: dict[str, str] | None = None,
 ) -> Server:
-    """Start COMMAND --host --port and wait until it answers; the service is migrated first."""
+    """Start COMMAND --host --port and wait until it answers; the service is migrated first
+    (`extra_env`: settings of the service beside the benchmark's own)."""
     run_dir = new_run_dir(bench_dir, name)
     log_path = run_dir / "server.log"
     env = {**os.environ, "INGEST_DATA_DIR": str(run_dir.resolve()), "PYTHONUNBUFFERED": "1"}
     if service:
         env.update(SERVICE_ENV)
+        env.update(extra_env or {})
         if run_migrations:
             try:
                 migrate(repo, env, log_path)

@@ -1,7 +1,8 @@
-"""The single-machine executor: an asyncio queue feeding a bounded pool of worker processes.
+"""The single-machine executor: a queue of job ids feeding a bounded pool of worker processes.
 
 Parsing is CPU-bound, so it runs in separate processes: the API's event loop only hands
-over job ids and awaits their completion.
+over job ids and awaits their completion. Small jobs waiting together go to a worker as one
+batch (see `execute_many`): a job that finds the queue empty goes alone, at once.
 """
 
 from __future__ import annotations
@@ -10,14 +11,21 @@ import asyncio
 import logging
 import multiprocessing
 import os
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 
 from service.config import Settings
 from service.db import SessionFactory
 from service.runner import lifecycle, worker
 from service.runner.executors.pool import POOL_PARENT_PID_ENV, ProcessPool, WorkerDied
+from service.storage import job_paths
 
 logger = logging.getLogger(__name__)
+
+# Queued jobs whose uploads are at most SMALL_JOB_BYTES go to a worker up to BATCH_MAX at a
+# time; a larger one always goes alone, so a batch stays short.
+SMALL_JOB_BYTES = 1 << 20
+BATCH_MAX = 32
 
 
 def _new_pool(size: int) -> ProcessPool:
@@ -46,8 +54,10 @@ class InProcessExecutor:
         self._settings = settings
         self._sessions = sessions
         self._on_done = on_done
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._queue: deque[str] = deque()
+        self._queued = asyncio.Event()
         self._waiting: set[str] = set()
+        self._solo: set[str] = set()  # jobs whose batch killed its worker: they go alone
         self._running: set[str] = set()
         self._consumers: list[asyncio.Task[None]] = []
         self._pool: ProcessPool | None = None
@@ -67,7 +77,8 @@ class InProcessExecutor:
         """Queue a job here unless it already waits or runs here."""
         if job_id not in self._waiting and job_id not in self._running:
             self._waiting.add(job_id)
-            self._queue.put_nowait(job_id)
+            self._queue.append(job_id)
+            self._queued.set()
 
     async def missing(self, queued: Sequence[str], total: int) -> Sequence[str]:
         """Queued jobs this process neither waits on nor runs (a claim that failed for want
@@ -78,39 +89,68 @@ class InProcessExecutor:
     async def ready(self) -> bool:
         return bool(self._consumers) and not any(task.done() for task in self._consumers)
 
+    def _small(self, job_id: str) -> bool:
+        if job_id in self._solo:
+            return False
+        try:
+            size = job_paths(self._settings.data_dir, job_id).upload.stat().st_size
+        except OSError:
+            return False
+        return size <= SMALL_JOB_BYTES
+
+    def _take(self) -> list[str]:
+        """The next job, with the small ones queued right behind it if it is small."""
+        batch = [self._queue.popleft()]
+        if self._small(batch[0]):
+            while self._queue and len(batch) < BATCH_MAX and self._small(self._queue[0]):
+                batch.append(self._queue.popleft())
+        return batch
+
     async def _consume(self) -> None:
         me = asyncio.current_task()
         assert me is not None
         while not self._paused:
-            job_id = await self._queue.get()
-            self._waiting.discard(job_id)
-            self._running.add(job_id)
+            while not self._queue:
+                self._queued.clear()
+                await self._queued.wait()
+            batch = self._take()
+            self._waiting.difference_update(batch)
+            self._running.update(batch)
             self._busy.add(me)
             try:
-                await self._run(job_id)
+                await self._run(batch)
             except Exception:
-                logger.exception("job dispatch failed", extra={"job_id": job_id})
+                logger.exception("job dispatch failed", extra={"job_id": batch[0]})
             finally:
                 self._busy.discard(me)
-                self._running.discard(job_id)
+                self._running.difference_update(batch)
 
-    async def _run(self, job_id: str) -> None:
+    async def _run(self, batch: list[str]) -> None:
         assert self._pool is not None
         try:
-            await self._pool.run(worker.run_job, job_id, self._settings)
+            if len(batch) == 1:
+                await self._pool.run(worker.run_job, batch[0], self._settings)
+            else:
+                await self._pool.run(worker.run_jobs, batch, self._settings)
         except WorkerDied as died:
             if self._paused:
                 return  # stopped at shutdown: the job resumes at the next start
-            # Only this job is charged (its claim counted an attempt); the others go on.
-            logger.error(
-                "worker process died; the job is queued again",
-                extra={"job_id": job_id, "reason": str(died)},
-            )
-            await lifecycle.requeue(self._sessions, job_id)
-            self._running.discard(job_id)
-            await self.submit(job_id)
+            # Only these jobs are charged (their claims counted an attempt); the others go on.
+            # A batch's jobs go on alone, so a file that kills its worker charges only itself.
+            for job_id in batch:
+                logger.error(
+                    "worker process died; the job is queued again",
+                    extra={"job_id": job_id, "reason": str(died)},
+                )
+                await lifecycle.requeue(self._sessions, job_id)
+                self._running.discard(job_id)
+                if len(batch) > 1:
+                    self._solo.add(job_id)
+                await self.submit(job_id)
             return
-        await self._on_done(job_id)
+        self._solo.difference_update(batch)
+        for job_id in batch:
+            await self._on_done(job_id)
 
     def pause(self) -> None:
         """Start no more jobs; those running go on."""

@@ -86,7 +86,14 @@ class Section:
     def close(self) -> None:
         self._stack.close()
 
-    def start_server(self, command: list[str], name: str, *, service: bool) -> servers.Server:
+    def start_server(
+        self,
+        command: list[str],
+        name: str,
+        *,
+        service: bool,
+        extra_env: dict[str, str] | None = None,
+    ) -> servers.Server:
         server = servers.start(
             command,
             name,
@@ -94,6 +101,7 @@ class Section:
             self.ctx.bench_dir,
             service=service,
             run_migrations=self.ctx.run_migrations,
+            extra_env=extra_env,
         )
         self._stack.callback(server.stop)
         return server

@@ -1,0 +1,284 @@
+"""Durable work shared between jobs. Small jobs run as one batch in a worker, against a real
+SQLite database and real files: each job keeps its own fate, and a crash in the middle of a
+burst loses or repeats nothing. Uploads arriving together share their directory's fsync."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy import text
+
+from service import storage
+from service.config import Settings
+from service.db import SessionFactory, create_engine, session_factory, transaction
+from service.models import Job, JobStatus
+from service.runner import lifecycle, outputs
+from service.runner.execute import execute_many
+from service.storage import AttemptPaths, job_paths
+from tests.apps import settings_with
+from tests.helpers import ndjson, wait_until
+from tests.rows import add_queued_jobs, queued_job
+from tests.server import StartedProcesses
+
+
+def small_csv(n: int) -> bytes:
+    return f"n,square\n{n},{n * n}\n{n + 1},{(n + 1) ** 2}\n".encode()
+
+
+def expected_rows(n: int) -> list[dict[str, int]]:
+    return [{"n": n, "square": n * n}, {"n": n + 1, "square": (n + 1) ** 2}]
+
+
+@pytest.fixture
+def narrow(data_dir: Path) -> Settings:
+    """At most 4 columns: a wider CSV fails its job with `too_many_columns`."""
+    return settings_with(data_dir, max_columns=4)
+
+
+@pytest.fixture
+async def sessions(narrow: Settings) -> AsyncIterator[SessionFactory]:
+    engine = create_engine(narrow.sqlalchemy_url, durable=False)
+    yield session_factory(engine)
+    await engine.dispose()
+
+
+async def queue(
+    settings: Settings, sessions: SessionFactory, contents: Sequence[bytes]
+) -> list[str]:
+    jobs = [queued_job(settings.data_dir, content) for content in contents]
+    await add_queued_jobs(sessions, *jobs)
+    return [job.id for job in jobs]
+
+
+async def row(sessions: SessionFactory, job_id: str) -> Job:
+    async with sessions() as session:
+        job = await session.get(Job, job_id)
+    assert job is not None
+    return job
+
+
+def result_of(settings: Settings, job_id: str) -> list[dict[str, Any]]:
+    return ndjson(job_paths(settings.data_dir, job_id).result.read_bytes())
+
+
+async def test_a_batch_runs_every_job_once_with_its_own_rows(
+    narrow: Settings, sessions: SessionFactory
+) -> None:
+    job_ids = await queue(narrow, sessions, [small_csv(n) for n in range(10)])
+    await execute_many(job_ids, narrow, sessions)
+    for n, job_id in enumerate(job_ids):
+        job = await row(sessions, job_id)
+        assert (job.status, job.attempts, job.rows_done) == (JobStatus.succeeded, 1, 2)
+        assert result_of(narrow, job_id) == expected_rows(n)
+        leftovers = sorted(p.name for p in job_paths(narrow.data_dir, job_id).root.iterdir())
+        assert leftovers == ["errors.ndjson", "result.ndjson"]
+
+
+async def test_one_bad_file_in_a_batch_fails_only_itself(
+    narrow: Settings, sessions: SessionFactory
+) -> None:
+    wide = b"a,b,c,d,e,f\n1,2,3,4,5,6\n"
+    job_ids = await queue(narrow, sessions, [small_csv(1), wide, small_csv(3)])
+    await execute_many(job_ids, narrow, sessions)
+    bad = await row(sessions, job_ids[1])
+    assert bad.status is JobStatus.failed and bad.error_code == "too_many_columns"
+    assert not job_paths(narrow.data_dir, job_ids[1]).result.exists()
+    for n in (0, 2):
+        job = await row(sessions, job_ids[n])
+        assert job.status is JobStatus.succeeded
+        assert result_of(narrow, job_ids[n]) == expected_rows(n + 1)
+
+
+async def test_jobs_another_worker_owns_or_that_were_cancelled_are_left_alone(
+    narrow: Settings, sessions: SessionFactory
+) -> None:
+    job_ids = await queue(narrow, sessions, [small_csv(n) for n in range(3)])
+    async with transaction(sessions) as session:
+        job = await session.get(Job, job_ids[0])
+        assert job is not None
+        assert await lifecycle.cancel(session, job, timedelta(hours=1))
+    assert await lifecycle.claim(sessions, job_ids[1], narrow) is not None  # someone else's
+    await execute_many(job_ids, narrow, sessions)
+    assert (await row(sessions, job_ids[0])).status is JobStatus.cancelled
+    other = await row(sessions, job_ids[1])
+    assert (other.status, other.attempts) == (JobStatus.running, 1)
+    assert (await row(sessions, job_ids[2])).status is JobStatus.succeeded
+
+
+async def test_a_job_cancelled_while_its_batch_runs_stays_cancelled(
+    narrow: Settings, sessions: SessionFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cancel lands after the parse, just before the batch is published and finished:
+    that job keeps its cancellation, the others of the batch succeed."""
+    job_ids = await queue(narrow, sessions, [small_csv(n) for n in range(3)])
+    publish = outputs.publish_many
+    cancelled = threading.Event()
+
+    def cancel_then_publish(attempts: Sequence[AttemptPaths]) -> list[OSError | None]:
+        engine = create_sync_engine(narrow.sqlalchemy_url)
+        with engine.begin() as connection:
+            connection.execute(
+                text("UPDATE job SET status = 'cancelled' WHERE id = :id"), {"id": job_ids[1]}
+            )
+        engine.dispose()
+        cancelled.set()
+        return publish(attempts)
+
+    monkeypatch.setattr(outputs, "publish_many", cancel_then_publish)
+    await execute_many(job_ids, narrow, sessions)
+    assert cancelled.is_set()
+    assert (await row(sessions, job_ids[1])).status is JobStatus.cancelled
+    for n in (0, 2):
+        assert (await row(sessions, job_ids[n])).status is JobStatus.succeeded
+        assert result_of(narrow, job_ids[n]) == expected_rows(n)
+
+
+async def test_a_job_whose_output_cannot_be_published_fails_alone(
+    narrow: Settings, sessions: SessionFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_ids = await queue(narrow, sessions, [small_csv(n) for n in range(3)])
+    publish = outputs.publish_many
+
+    def one_write_fails(attempts: Sequence[AttemptPaths]) -> list[OSError | None]:
+        errors = publish([a for a in attempts if a.root.name != job_ids[0]])
+        return [OSError(28, "No space left on device"), *errors]
+
+    monkeypatch.setattr(outputs, "publish_many", one_write_fails)
+    await execute_many(job_ids, narrow, sessions)
+    failed = await row(sessions, job_ids[0])
+    assert failed.status is JobStatus.failed and failed.error_code == "io_error"
+    for n in (1, 2):
+        assert (await row(sessions, job_ids[n])).status is JobStatus.succeeded
+
+
+# --- a real server killed with -9 in the middle of a burst --------------------------------
+
+
+def burst(url: str, count: int, accepted: dict[str, int], stop: threading.Event) -> None:
+    """Upload jobs numbered from `count` down, noting each one answered 202, until stopped."""
+    numbers = iter(range(count))
+    lock = threading.Lock()
+
+    def client() -> None:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            while not stop.is_set():
+                with lock:
+                    n = next(numbers, None)
+                if n is None:
+                    return
+                try:
+                    answer = http.post(
+                        f"/jobs?filename=s{n}.csv",
+                        content=small_csv(n),
+                        headers={"Content-Type": "text/csv"},
+                    )
+                except httpx.HTTPError:
+                    return  # the server is gone
+                if answer.status_code == 202:
+                    accepted[answer.json()["id"]] = n
+
+    threads = [threading.Thread(target=client) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+@pytest.mark.slow
+def test_kill_9_during_a_burst_of_small_jobs_loses_and_repeats_nothing(
+    data_dir: Path, processes: StartedProcesses
+) -> None:
+    server = processes.service_in_own_group(data_dir)
+    accepted: dict[str, int] = {}
+    stop = threading.Event()
+    sender = threading.Thread(target=burst, args=(server.url, 500, accepted, stop))
+    sender.start()
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+
+        def some_succeeded() -> bool:
+            jobs = client.get("/jobs", params={"status": "succeeded", "limit": 1}).json()
+            return len(accepted) >= 150 and bool(jobs["items"])
+
+        wait_until(some_succeeded, timeout=60)
+    os.killpg(server.pid, signal.SIGKILL)  # the API, its forkserver and its workers at once
+    stop.set()
+    sender.join(timeout=60)
+    assert server.process is not None
+    server.process.wait(timeout=10)
+    engine = create_sync_engine(f"sqlite:///{data_dir / 'ingest.db'}")
+    with engine.connect() as connection:
+        before: dict[str, int] = dict(
+            connection.execute(text("SELECT status, count(*) FROM job GROUP BY status")).all()
+        )
+    engine.dispose()
+    assert before.get("queued", 0) + before.get("running", 0) > 0, before  # killed mid-burst
+
+    server = processes.service(data_dir)
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+
+        def all_done() -> bool:
+            return all(client.get(f"/jobs/{job_id}").json()["done"] for job_id in accepted)
+
+        wait_until(all_done, timeout=120)
+        for job_id, n in accepted.items():
+            job = client.get(f"/jobs/{job_id}").json()
+            assert job["status"] == "succeeded", job
+            assert job["result"]["rows"] == 2, job
+            assert ndjson(client.get(f"/jobs/{job_id}/result").content) == expected_rows(n)
+    engine = create_sync_engine(f"sqlite:///{data_dir / 'ingest.db'}")
+    with engine.connect() as connection:
+        names = connection.execute(text("SELECT file_name, status FROM job")).all()
+    engine.dispose()
+    # Every job row is one upload (none twice), and every one that was recorded succeeded,
+    # even those whose 202 the kill cut off.
+    assert len({name for name, _ in names}) == len(names)
+    assert {status for _, status in names} == {"succeeded"}
+    assert set(accepted.values()) <= {int(name[1:-4]) for name, _ in names}
+
+
+# --- uploads arriving together share their directory's fsync ------------------------------
+
+
+async def test_renames_made_while_a_directory_fsync_runs_share_the_next_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    release = threading.Event()
+
+    def slow_fsync_dir(path: Path) -> None:
+        calls.append(len(calls))
+        if len(calls) == 1:
+            release.wait(timeout=10)  # the first fsync runs while the others arrive
+
+    monkeypatch.setattr(storage, "fsync_dir", slow_fsync_dir)
+    first = asyncio.create_task(storage.sync_dir(tmp_path))
+    await asyncio.sleep(0.05)
+    later = [asyncio.create_task(storage.sync_dir(tmp_path)) for _ in range(9)]
+    await asyncio.sleep(0.05)
+    assert not first.done() and calls == [0]
+    release.set()
+    await asyncio.gather(first, *later)
+    assert calls == [0, 1]  # the nine waited for an fsync that began after them, and shared it
+
+
+async def test_a_failed_directory_fsync_fails_every_upload_waiting_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing(path: Path) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(storage, "fsync_dir", failing)
+    outcomes = await asyncio.gather(
+        *(storage.sync_dir(tmp_path) for _ in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(outcome, OSError) for outcome in outcomes)
