@@ -67,6 +67,11 @@ class ColumnProfile:
         return {"name": self.name, "type": self.type, "nulls": self.nulls}
 
 
+def pinned(name: str, kind: str) -> ColumnProfile:
+    """A profile that allows its column the one type `kind` (decided from all its values)."""
+    return ColumnProfile(name, candidates={kind} & set(_CANDIDATES))
+
+
 @dataclass(frozen=True)
 class BlockCounts:
     """What one block of values says about a column."""

@@ -1,28 +1,29 @@
-"""CSV/TSV: a scan pass that reads, checks and types every value, then a write pass if needed.
+"""CSV/TSV: a scan pass that reads, checks, types and writes every value, then a write pass
+if needed.
 
 Types come from all values, so no record is certain to be right before the last one is read.
-The scan writes the output early in the types seen so far (right for most files) and spills
-the parsed strings to an Arrow IPC file next to the result, keeping memory bounded; if the
-final types differ, the write pass redoes the output from the spill where it went wrong.
+The scan writes the output early in the types seen so far (right for most files); if the final
+types differ, the write pass reads the content again from its start and writes it all in the
+final types. Nothing is kept between the passes but the types.
 """
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.parsing.column_types import ColumnProfile
+from service.parsing.column_types import ColumnProfile, pinned
 from service.parsing.contract import ParseFailure, ParseOptions, ParseResult
 from service.parsing.csv_framing import count_lines, runs_on
 from service.parsing.csv_records import RecordsRead, line_end, overlong_record_error, read_records
-from service.parsing.csv_rewrite import rewrite
 from service.parsing.csv_scan import Layout, scan
 from service.parsing.decoding import SURROGATES, decode_lossless, displayable
 from service.parsing.detect import SNIFF_SAMPLE_BYTES, sniff_delimiter
 from service.parsing.early_output import EarlyOutput
 from service.parsing.limits import Limits, utf8_length
-from service.parsing.progress import ProgressReporter
+from service.parsing.progress import SCAN, WRITE, ProgressReporter
 from service.parsing.row_errors import RAW_CHARS, ErrorLog, RowError, decode_error
 from service.parsing.source import TextSource
 
@@ -35,6 +36,7 @@ SCAN_SHARE = 0.5
 async def parse_csv(
     text: TextSource,
     *,
+    reopen: Callable[[], AbstractAsyncContextManager[TextSource]],
     format: str,
     options: ParseOptions,
     encoding: str,
@@ -43,6 +45,7 @@ async def parse_csv(
     result_path: Path,
     chunk_size: int,
 ) -> ParseResult:
+    """`reopen` gives the same content again from its start, for the write pass."""
     reporter.set_scan_share(EARLY_SCAN_SHARE)
     buffer = await text.read_at_least(max(SNIFF_SAMPLE_BYTES, chunk_size))
     delimiter = _delimiter(format, options, buffer, at_eof=text.at_eof)
@@ -53,39 +56,28 @@ async def parse_csv(
     layout = head.layout
     if head.undecodable is not None:
         await errors.add([head.undecodable])
-    spill_path = result_path.with_name(f".{result_path.name}.{uuid.uuid4().hex}.scan.arrow")
     profiles = [ColumnProfile(name) for name in layout.names]
     output = EarlyOutput()
-    try:
-        rows = await scan(
-            text,
-            head.buffer[head.consumed :],
-            layout,
-            profiles,
-            spill_path=spill_path,
-            result_path=result_path,
-            output=output,
-            errors=errors,
-            reporter=reporter,
-            line=head.lines + 1,
-            chunk_size=chunk_size,
-            on_abandon=SCAN_SHARE,
-        )
-        types = [profile.type for profile in profiles]
-        start = output.resume(types)
-        if start.row < rows:
-            await rewrite(
-                spill_path,
-                result_path,
-                layout.names,
-                types,
-                start=start,
-                rows=rows,
-                reporter=reporter,
-                text=text,
+    rows = await scan(
+        text,
+        head.buffer[head.consumed :],
+        layout,
+        profiles,
+        result_path=result_path,
+        output=output,
+        errors=errors,
+        reporter=reporter,
+        phase=SCAN,
+        line=head.lines + 1,
+        chunk_size=chunk_size,
+        on_abandon=SCAN_SHARE,
+    )
+    types = [profile.type for profile in profiles]
+    if output.resume(types).row < rows:
+        async with reopen() as again:
+            await _write_pass(
+                again, layout, types, options, limits, reporter, result_path, chunk_size, rows
             )
-    finally:
-        spill_path.unlink(missing_ok=True)
     return ParseResult(
         format=format,
         rows=rows,
@@ -94,6 +86,51 @@ async def parse_csv(
         dialect={"delimiter": delimiter, "quotechar": '"', "header": options.header},
         columns=[profile.summary() for profile in profiles],
     )
+
+
+async def _write_pass(
+    text: TextSource,
+    layout: Layout,
+    types: list[str],
+    options: ParseOptions,
+    limits: Limits,
+    reporter: ProgressReporter,
+    result_path: Path,
+    chunk_size: int,
+    rows: int,
+) -> None:
+    """The output again from the first record, in the final types.
+
+    The same scan over the same content, with each column allowed its final type only: every
+    block then renders in the final types and is written. Its row errors were logged by the
+    first pass, so they are dropped here.
+    """
+    buffer = await text.read_at_least(max(SNIFF_SAMPLE_BYTES, chunk_size))
+    head = await _read_header(
+        text,
+        buffer,
+        layout.delimiter,
+        header=options.header,
+        encoding=layout.encoding,
+        limits=limits,
+    )
+    output = EarlyOutput()
+    written = await scan(
+        text,
+        head.buffer[head.consumed :],
+        layout,
+        [pinned(name, kind) for name, kind in zip(layout.names, types, strict=True)],
+        result_path=result_path,
+        output=output,
+        errors=None,
+        reporter=reporter,
+        phase=WRITE,
+        line=head.lines + 1,
+        chunk_size=chunk_size,
+        on_abandon=SCAN_SHARE,
+    )
+    if written != rows or output.resume(types).row < rows:
+        raise RuntimeError("the write pass did not read the content as the scan did")
 
 
 def _delimiter(format: str, options: ParseOptions, sample: bytes, *, at_eof: bool) -> str:

@@ -1,10 +1,10 @@
-"""The CSV scan: every record read once, checked, typed, spilled, and written early if it can be.
+"""The CSV scan: every record read once, checked, typed, and written early if it can be.
 
 Finding record boundaries is cheap and sequential, so it runs on the event loop; each block of
 whole records then knows its first line and is parsed, type-checked and rendered on its own in
 a thread, blocks side by side. Their results are taken in file order: column profiles
-narrowed, errors logged, progress reported, and the strings spilled (with the early output,
-see `early_output.py`) in one more thread, overlapping the parsing.
+narrowed, errors logged, progress reported, and the early output (see `early_output.py`)
+written in one more thread, overlapping the parsing.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from service.parsing.csv_records import (
 )
 from service.parsing.early_output import EarlyOutput
 from service.parsing.ndjson import render_records
-from service.parsing.progress import SCAN, ProgressReporter
+from service.parsing.progress import ProgressReporter
 from service.parsing.row_errors import ErrorLog, RowError
 from service.parsing.source import TextSource
 
@@ -91,11 +91,11 @@ async def scan(  # noqa: C901 - one read-frame-dispatch loop; its branches are t
     layout: Layout,
     profiles: list[ColumnProfile],
     *,
-    spill_path: Path,
     result_path: Path,
     output: EarlyOutput,
-    errors: ErrorLog,
+    errors: ErrorLog | None,
     reporter: ProgressReporter,
+    phase: str,
     line: int,
     chunk_size: int,
     on_abandon: float,
@@ -103,9 +103,9 @@ async def scan(  # noqa: C901 - one read-frame-dispatch loop; its branches are t
     """Reads every record after the header; returns how many were well-formed.
 
     When `output` stops accepting blocks, the scan's share of the percent drops to
-    `on_abandon`, since a write pass is then to come.
+    `on_abandon`, since a write pass is then to come. Row errors go to `errors` (None: they
+    were logged already), progress is reported as `phase`.
     """
-    schema = pa.schema([(name, pa.string()) for name in internal_names(layout.field_count)])
     loop = asyncio.get_running_loop()
     rows = 0
     # Blocks are cut at most `window` bytes long, so none holds a record longer than allowed.
@@ -134,17 +134,17 @@ async def scan(  # noqa: C901 - one read-frame-dispatch loop; its branches are t
             if not output.active:  # once off, it stays off: setting the share again is a no-op
                 reporter.set_scan_share(on_abandon)
             early = step.rendered if kept else None
-            if keeping is not None:
-                await keeping
-            keeping = loop.run_in_executor(keeper, _keep, spill, step.table, result, early)
-        await errors.add(step.errors)
-        await reporter.read_up_to(SCAN, text.bytes_done, rows)
+            if early is not None:
+                if keeping is not None:
+                    await keeping
+                keeping = loop.run_in_executor(keeper, result.write, early)
+        if errors is not None:
+            await errors.add(step.errors)
+        await reporter.read_up_to(phase, text.bytes_done, rows)
 
     with (
         ThreadPoolExecutor(THREADS, thread_name_prefix="ingest-csv-parse") as parsers,
-        ThreadPoolExecutor(1, thread_name_prefix="ingest-csv-keep") as keeper,
-        pa.OSFile(str(spill_path), "wb") as sink,
-        pa.ipc.new_stream(sink, schema) as spill,
+        ThreadPoolExecutor(1, thread_name_prefix="ingest-csv-write") as keeper,
         pa.OSFile(str(result_path), "wb") as result,
     ):
         try:
@@ -158,7 +158,7 @@ async def scan(  # noqa: C901 - one read-frame-dispatch loop; its branches are t
                     if end is None:
                         buffer = buffer[-1:] if buffer.endswith(b"\r") else b""
                         target = refill
-                        await reporter.read_up_to(SCAN, text.bytes_done, rows)
+                        await reporter.read_up_to(phase, text.bytes_done, rows)
                         if text.at_eof and not buffer:
                             break
                         continue
@@ -217,17 +217,6 @@ async def scan(  # noqa: C901 - one read-frame-dispatch loop; its branches are t
             # The files are closed only after the blocks still running.
             await cancel_and_wait([*parsing] if keeping is None else [*parsing, keeping])
     return rows
-
-
-def _keep(
-    spill: pa.ipc.RecordBatchStreamWriter,
-    table: pa.Table,
-    result: pa.NativeFile,
-    early: memoryview | None,
-) -> None:
-    spill.write_table(table)
-    if early is not None:
-        result.write(early)
 
 
 def _done(loop: asyncio.AbstractEventLoop, step: _Step) -> asyncio.Future[_Step]:

@@ -3,8 +3,8 @@
 A column's type only ever narrows as more of its values are seen, and most files settle their
 types in the first block. So each block is rendered as soon as it is read, in the types that
 earlier blocks and its own values allow, and kept if the types seen so far still agree. Once
-they disagree the early output stops; at the end, whatever does not match the final types is
-truncated away and written again from the spilled strings.
+they disagree the early output stops, and a second pass over the content writes it all again
+in the final types.
 """
 
 from __future__ import annotations

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -88,22 +90,48 @@ async def _parse(
     errors = ErrorLog(
         errors_path, max_errors=options.max_errors, max_stored=options.max_errors_stored
     )
+
+    @contextlib.asynccontextmanager
+    async def reopen() -> AsyncIterator[TextSource]:
+        """The same content again from its start, for a CSV write pass."""
+        again = ByteSource(
+            source, read_size=read_size, max_decompressed_bytes=options.max_decompressed_bytes
+        )
+        async with again:
+            text, _ = await _open_text(again, options)
+            try:
+                yield text
+            finally:
+                await text.aclose()
+
     async with raw, errors:
         reporter = ProgressReporter(on_progress, raw.bytes_total, rows_failed=lambda: errors.count)
         text, encoding = await _open_text(raw, options)
         try:
             format = await _detect(text, options)
-            read = parse_csv if format in ("csv", "tsv") else parse_json_records
-            result = await read(
-                text,
-                format=format,
-                options=options,
-                encoding=encoding,
-                errors=errors,
-                reporter=reporter,
-                result_path=result_path,
-                chunk_size=chunk_size,
-            )
+            if format in ("csv", "tsv"):
+                result = await parse_csv(
+                    text,
+                    reopen=reopen,
+                    format=format,
+                    options=options,
+                    encoding=encoding,
+                    errors=errors,
+                    reporter=reporter,
+                    result_path=result_path,
+                    chunk_size=chunk_size,
+                )
+            else:
+                result = await parse_json_records(
+                    text,
+                    format=format,
+                    options=options,
+                    encoding=encoding,
+                    errors=errors,
+                    reporter=reporter,
+                    result_path=result_path,
+                    chunk_size=chunk_size,
+                )
         finally:
             await text.aclose()
         await reporter.update(

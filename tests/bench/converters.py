@@ -3,6 +3,7 @@
 - `csv-loop`: the plain Python loop: csv.reader, per-value typing, orjson per record.
 - `jsonl-loop`: the same for JSONL: orjson.loads and orjson.dumps per line.
 - `polars-csv` / `polars-jsonl`: polars scan_csv / scan_ndjson, then sink_ndjson.
+- `duckdb-csv`: DuckDB `COPY (SELECT * FROM read_csv(...)) TO ... (FORMAT json)`.
 
 The loops stop after `--time-cap` seconds and report the bytes consumed by then: their rate
 is steady, and this keeps a gigabyte from taking minutes. Prints one JSON object.
@@ -105,6 +106,22 @@ def polars_jsonl(source: Path, target: Path, cap: float) -> dict[str, Any]:
     return _measured(start, source.stat().st_size, None, False)
 
 
+def duckdb_csv(source: Path, target: Path, cap: float) -> dict[str, Any]:
+    import duckdb
+
+    start = time.perf_counter()
+    with duckdb.connect() as connection:
+        connection.execute(
+            f"COPY (SELECT * FROM read_csv({_sql_text(source)})) "
+            f"TO {_sql_text(target)} (FORMAT json)"
+        )
+    return _measured(start, source.stat().st_size, None, False)
+
+
+def _sql_text(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
 def _measured(start: float, consumed: int, rows: int | None, capped: bool) -> dict[str, Any]:
     return {
         "seconds": time.perf_counter() - start,
@@ -119,6 +136,7 @@ CONVERTERS: dict[str, Callable[[Path, Path, float], dict[str, Any]]] = {
     "jsonl-loop": jsonl_loop,
     "polars-csv": polars_csv,
     "polars-jsonl": polars_jsonl,
+    "duckdb-csv": duckdb_csv,
 }
 
 

@@ -1,11 +1,14 @@
-"""CSV output written during the scan, and redone from the spill only where the types changed."""
+"""CSV output written during the scan, and written again by a second pass over the content when
+the types changed after it was written."""
 
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -99,6 +102,25 @@ async def test_a_column_empty_in_the_first_blocks_needs_no_rewrite(tmp_path: Pat
     assert outcome.columns == {"a": "integer", "b": "integer"}
     assert outcome.records[0] == {"a": 0, "b": None}
     assert outcome.records[-1] == {"a": 2999, "b": 2999}
+
+
+@pytest.mark.parametrize("chunk_size", [1024, 4096])
+async def test_the_write_pass_reads_compressed_and_recoded_content_again(
+    tmp_path: Path, chunk_size: int | None
+) -> None:
+    """The second pass decodes the stored file as the first did: gzip, a BOM, Latin-1, blank
+    lines, row errors (logged once) and a header with a name that needs a suffix."""
+    rows = [f"{i},caf\xe9 {i}" for i in range(3000)] + ["", "1,2,3", "7.5,fin"]
+    text = "\n".join(["id,id", *rows]) + "\n"
+    plain = await parse_bytes(tmp_path, text.encode("utf-8"), chunk_size=chunk_size)
+    data = gzip.compress(text.encode("latin-1"))
+    (tmp_path / "again").mkdir()
+    recoded = await parse_bytes(tmp_path / "again", data, chunk_size=chunk_size, encoding="latin-1")
+    assert write_reports(recoded) > 0
+    assert recoded.columns == {"id": "number", "id_2": "string"}
+    assert recoded.result_text == plain.result_text
+    assert recoded.records[-1] == {"id": 7.5, "id_2": "fin"}
+    assert [(e["line"], e["type"]) for e in recoded.errors] == [(3003, "field_count")]
 
 
 async def test_booleans_in_any_case_and_nulls(tmp_path: Path) -> None:

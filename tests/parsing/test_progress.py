@@ -61,10 +61,31 @@ async def test_a_raising_callback_stops_the_parse_and_leaves_nothing(
     assert sorted(path.name for path in tmp_path.iterdir()) == ["upload.csv"]
 
 
-async def test_scan_spill_file_is_removed(tmp_path: Path) -> None:
-    await parse_bytes(tmp_path, big_csv(100))
+@pytest.mark.parametrize("late", [False, True], ids=["one pass", "with a write pass"])
+async def test_a_parse_leaves_only_its_result_and_errors(tmp_path: Path, late: bool) -> None:
+    data = big_csv(3000) + (b"007,late\n" if late else b"")
+    outcome = await parse_bytes(tmp_path, data, chunk_size=4096)
+    assert outcome.columns["id"] == ("string" if late else "integer")
     assert sorted(path.name for path in tmp_path.iterdir()) == [
         "errors.ndjson",
         "result.ndjson",
         "upload.bin",
     ]
+
+
+async def test_cancelled_in_the_write_pass_leaves_nothing(tmp_path: Path) -> None:
+    source = tmp_path / "upload.csv"
+    # Larger than the delimiter sniffer's sample, so the write pass reads in several steps.
+    source.write_bytes(big_csv(120_000) + b"007,late\n")
+    result_path, errors_path = tmp_path / "out.ndjson", tmp_path / "errors.ndjson"
+    seen: list[ParseProgress] = []
+
+    async def cancel(progress: ParseProgress) -> None:
+        seen.append(progress)
+        if progress.phase == "write" and progress.percent < 100.0 and progress.rows_done > 0:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        await parse_file(source, result_path, errors_path, ParseOptions(), cancel, chunk_size=4096)
+    assert seen[-1].phase == "write"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["upload.csv"]
