@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from service.parsing.ndjson import render_records
 from service.parsing.progress import ProgressReporter
 from service.parsing.row_errors import ErrorLog, RowError
 from service.parsing.source import TextSource
+from service.parsing.threads import ParseThreads
 
 
 def _usable_cores() -> int:
@@ -137,14 +137,14 @@ async def scan(  # noqa: C901 - one read-frame-dispatch loop; its branches are t
             if early is not None:
                 if keeping is not None:
                     await keeping
-                keeping = loop.run_in_executor(keeper, result.write, early)
+                keeping = keeper.run(result.write, early)
         if errors is not None:
             await errors.add(step.errors)
         await reporter.read_up_to(phase, text.bytes_done, rows)
 
     with (
-        ThreadPoolExecutor(THREADS, thread_name_prefix="ingest-csv-parse") as parsers,
-        ThreadPoolExecutor(1, thread_name_prefix="ingest-csv-write") as keeper,
+        ParseThreads("ingest-csv-parse", THREADS) as parsers,
+        ParseThreads("ingest-csv-write", 1) as keeper,
         pa.OSFile(str(result_path), "wb") as result,
     ):
         try:
@@ -173,9 +173,7 @@ async def scan(  # noqa: C901 - one read-frame-dispatch loop; its branches are t
                 if end > 0:
                     # Whole records in at most `longest` bytes: none of them is too long.
                     piece = memoryview(buffer)[:end]
-                    parsing.append(
-                        loop.run_in_executor(parsers, _parse_block, piece, layout, line, guess())
-                    )
+                    parsing.append(parsers.run(_parse_block, piece, layout, line, guess()))
                     line += count_lines(buffer, end)
                     consumed = end
                 elif text.at_eof or len(buffer) >= window:

@@ -7,7 +7,6 @@ import asyncio
 import os
 from collections import deque
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from service.parsing.limits import Limits
 from service.parsing.progress import WRITE, ProgressReporter
 from service.parsing.row_errors import ErrorLog, RowError, too_long_error
 from service.parsing.source import TextSource
+from service.parsing.threads import ParseThreads
 
 _JSON_WHITESPACE = b" \t\r\n"
 _THREADS = min(max(os.cpu_count() or 2, 2), 4)  # blocks checked at once
@@ -80,11 +80,9 @@ async def parse_json_records(  # noqa: C901 - one read-frame-dispatch loop for J
         await reporter.read_up_to(WRITE, text.bytes_done, rows)
 
     def check(piece: bytes, first_line: int) -> asyncio.Future[_Output]:
-        return loop.run_in_executor(
-            checkers, _json_lines, piece, first_line, encoding, limits, schema
-        )
+        return checkers.run(_json_lines, piece, first_line, encoding, limits, schema)
 
-    with ThreadPoolExecutor(_THREADS, thread_name_prefix="ingest-json") as checkers:
+    with ParseThreads("ingest-json", _THREADS) as checkers:
         async with aiofiles.open(result_path, "wb") as out:
             try:
                 while True:
@@ -127,8 +125,7 @@ async def parse_json_records(  # noqa: C901 - one read-frame-dispatch loop for J
                             target = max(window, min(2 * len(buffer), 2 * longest + 2))
                             continue
                         checking.append(
-                            loop.run_in_executor(
-                                checkers,
+                            checkers.run(
                                 _json_elements,
                                 step.elements,
                                 step.errors,
