@@ -12,6 +12,7 @@ from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, MetaData
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
+from service.ids import random_uuid
 from service.options import JobOptions
 
 # A naming convention keeps constraint names identical on SQLite and PostgreSQL,
@@ -29,7 +30,7 @@ SQLModel.metadata = MetaData(
 
 def new_job_id() -> str:
     """A job id: a random UUID, unguessable."""
-    return str(uuid.uuid4())
+    return str(random_uuid())
 
 
 def is_job_id(value: str) -> bool:

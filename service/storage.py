@@ -21,7 +21,6 @@ import fcntl
 import hashlib
 import os
 import shutil
-import uuid
 import weakref
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -33,6 +32,8 @@ import aiofiles
 import aiofiles.os
 import orjson
 from aiofiles.threadpool.binary import AsyncBufferedIOBase
+
+from service.ids import random_hex
 
 WRITE_BUFFER_BYTES = 1024 * 1024
 # Start writeback every so often during a large upload, so the final fsync is short.
@@ -113,7 +114,7 @@ class UploadWriter:
     """
 
     def __init__(self, incoming_dir: Path, max_bytes: int) -> None:
-        self._path = incoming_dir / f"{uuid.uuid4().hex}.part"
+        self._path = incoming_dir / f"{random_hex()}.part"
         self._max_bytes = max_bytes
         self._hash = hashlib.sha256()
         self._size = 0
@@ -365,7 +366,7 @@ class ResumableState:
 
 def save_state(paths: ResumablePaths, state: ResumableState) -> None:
     """Replace the record durably: a temporary file, fsync, rename, fsync of the directory."""
-    temporary = paths.root / f"state.{uuid.uuid4().hex}.tmp"
+    temporary = paths.root / f"state.{random_hex()}.tmp"
     with open(temporary, "wb") as handle:
         handle.write(state.to_json())
         handle.flush()

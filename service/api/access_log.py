@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.ids import random_hex
 from service.logs import request_id_var
 
 access_logger = logging.getLogger("ingest.access")
@@ -25,7 +25,7 @@ class RequestLogMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers", []))
-        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or random_hex()
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500

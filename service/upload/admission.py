@@ -1,7 +1,8 @@
 """Admission checks before an upload's body is read: queue room (503) and free disk (507).
 
 Both answers are cached briefly, so a burst of small uploads does not query the database
-and the file system for each one; jobs accepted since the last count are added to it.
+and the file system for each one; jobs accepted since the last count are added to it. When
+the cache runs out, the uploads arriving meanwhile share one count and one measure.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ class Admission:
         self._counted_at = float("-inf")
         self._free = 0
         self._measured_at = float("-inf")
+        self._counting: asyncio.Future[None] | None = None
+        self._measuring: asyncio.Future[None] | None = None
         self.accepting = True
 
     async def check(self, declared_bytes: int | None) -> None:
@@ -35,23 +38,40 @@ class Admission:
             raise ServiceUnavailable(
                 "The service is shutting down.", headers={"Retry-After": str(RETRY_AFTER_BUSY_S)}
             )
-        now = time.monotonic()
-        if now - self._counted_at > REFRESH_S:
-            async with self._sessions() as session:
-                self._waiting = await queries.count_waiting(session)
-            self._counted_at = now
+        if time.monotonic() - self._counted_at > REFRESH_S:
+            if self._counting is None:
+                self._counting = asyncio.ensure_future(self._count())
+            await asyncio.shield(self._counting)
         if self._waiting >= self._settings.max_queued_jobs:
             raise ServiceUnavailable(
                 f"The queue is full ({self._waiting} jobs waiting); try again later.",
                 headers={"Retry-After": str(RETRY_AFTER_BUSY_S)},
             )
         needed = self._settings.min_free_bytes + (declared_bytes or 0)
-        if now - self._measured_at > REFRESH_S or self._free < needed:
+        if time.monotonic() - self._measured_at > REFRESH_S or self._free < needed:
             # The estimate only counts uploads down: a refusal is always measured afresh.
-            self._free = await asyncio.to_thread(free_bytes, self._settings.data_dir)
-            self._measured_at = now
+            if self._measuring is None:
+                self._measuring = asyncio.ensure_future(self._measure())
+            await asyncio.shield(self._measuring)
         if self._free < needed:
             raise InsufficientStorage(_no_room(self._free, declared_bytes, self._settings))
+
+    async def _count(self) -> None:
+        try:
+            started = time.monotonic()
+            async with self._sessions() as session:
+                self._waiting = await queries.count_waiting(session)
+            self._counted_at = started
+        finally:
+            self._counting = None
+
+    async def _measure(self) -> None:
+        try:
+            started = time.monotonic()
+            self._free = await asyncio.to_thread(free_bytes, self._settings.data_dir)
+            self._measured_at = started
+        finally:
+            self._measuring = None
 
     def accepted(self, size: int) -> None:
         """Count a job accepted since the last refresh."""
