@@ -173,6 +173,34 @@ async def test_ranges_resume_a_download_byte_for_byte(client: httpx.AsyncClient)
         assert past.headers["content-range"] == f"bytes */{size}"
 
 
+async def test_head_answers_what_get_would_without_the_body(
+    client: httpx.AsyncClient,
+) -> None:
+    job_id = await _done(client)
+    unfinished = await client.post("/jobs", files={"file": ("empty.csv", b"", "text/csv")})
+    await wait_for_job(client, unfinished.json()["id"])
+    for name in MEDIA_TYPES:
+        url = f"/jobs/{job_id}/result?format={name}"
+        head = await client.head(url)  # before any GET: a conversion is made for it
+        whole = await client.get(url)
+        assert (head.status_code, head.content) == (200, b"")
+        for header in ("content-type", "content-length", "etag", "content-disposition"):
+            assert head.headers[header] == whole.headers[header], header
+        assert int(head.headers["content-length"]) == len(whole.content)
+        part = await client.head(url, headers={"Range": "bytes=2-"})
+        assert part.status_code == 206
+        size = len(whole.content)
+        assert part.headers["content-range"] == f"bytes 2-{size - 1}/{size}"
+        assert part.headers["content-length"] == str(size - 2)
+        assert (await client.head(url, headers={"Range": f"bytes={size}-"})).status_code == 416
+        refused = await client.head(f"/jobs/{unfinished.json()['id']}/result?format={name}")
+        assert refused.status_code == 409
+    assert (
+        await client.head(f"/jobs/{job_id}/result", headers={"Accept": "text/html"})
+    ).status_code == 406
+    assert (await client.head("/jobs/nope/result")).status_code == 404
+
+
 async def test_unfinished_and_deleted_jobs_stay_problems(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:

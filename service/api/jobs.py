@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response
@@ -185,23 +186,54 @@ async def delete_job(job_id: str, runtime: RuntimeDep, owner: OwnerDep) -> Respo
     return Response(status_code=204)
 
 
-RESULT_EXAMPLES = {
+RESULT_EXAMPLES: dict[str, object] = {
     "ndjson": examples.RESULT_NDJSON,
-    "json": examples.RESULT_JSON,
+    "json": json.loads(examples.RESULT_JSON),
     "csv": examples.RESULT_CSV,
 }
+# JSON is one array of records; the other formats are text or bytes to the schema.
+RESULT_SCHEMAS = {"json": {"type": "array", "items": {"type": "object"}}}
 RESULT_CONTENT = {
     fmt.media_type: (
-        {"schema": {"type": "string"}, "example": RESULT_EXAMPLES[fmt.name]}
+        {
+            "schema": RESULT_SCHEMAS.get(fmt.name, {"type": "string"}),
+            "example": RESULT_EXAMPLES[fmt.name],
+        }
         if fmt.name in RESULT_EXAMPLES
         else {"schema": {"type": "string", "format": "binary"}}
     )
     for fmt in FORMATS.values()
 }
+# A HEAD answer names the media type of the body it leaves out.
+HEAD_CONTENT: dict[str, dict[str, object]] = {
+    fmt.media_type: {"schema": {}} for fmt in FORMATS.values()
+}
 DOWNLOAD_HEADERS = {
     "Content-Disposition": {"description": "attachment; filename=<uploaded name>.<extension>"},
     "ETag": {"description": "One per job and format; send it back in If-Range"},
     "Accept-Ranges": {"description": "bytes"},
+}
+
+
+ResultFormatQuery = Annotated[
+    str | None,
+    Query(
+        pattern=f"^({'|'.join(FORMATS)})$",
+        description="ndjson, json, csv, parquet or arrow; wins over Accept",
+    ),
+]
+RangeHeader = Annotated[
+    str | None, Header(description="`bytes=N-` resumes a download (`curl -C -`)")
+]
+IfRangeHeader = Annotated[
+    str | None, Header(description="The ETag: the range only if the file is still it")
+]
+RESULT_PROBLEMS = {
+    406: {**PROBLEM, "description": "Accept admits none of the formats (they are listed)"},
+    409: {**PROBLEM, "description": "The job has not succeeded (yet)"},
+    416: {**PROBLEM, "description": "The range starts past the end of the file"},
+    507: {**PROBLEM, "description": "The disk is full: the conversion could not be kept"},
+    **problems(400, 401, 404),
 }
 
 
@@ -221,37 +253,61 @@ DOWNLOAD_HEADERS = {
             "description": "The bytes a Range header asked for",
             "headers": {**DOWNLOAD_HEADERS, "Content-Range": {"description": "bytes a-b/size"}},
         },
-        406: {**PROBLEM, "description": "Accept admits none of the formats (they are listed)"},
-        409: {**PROBLEM, "description": "The job has not succeeded (yet)"},
-        416: {**PROBLEM, "description": "The range starts past the end of the file"},
-        507: {**PROBLEM, "description": "The disk is full: the conversion could not be kept"},
-        **problems(400, 401, 404),
+        **RESULT_PROBLEMS,
     },
 )
 async def get_result(
     job_id: str,
     runtime: RuntimeDep,
     owner: OwnerDep,
-    format: Annotated[
-        str | None,
-        Query(
-            pattern=f"^({'|'.join(FORMATS)})$",
-            description="ndjson, json, csv, parquet or arrow; wins over Accept",
-        ),
-    ] = None,
+    format: ResultFormatQuery = None,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
-    range: Annotated[
-        str | None, Header(description="`bytes=N-` resumes a download (`curl -C -`)")
-    ] = None,
-    if_range: Annotated[
-        str | None, Header(description="The ETag: the range only if the file is still it")
-    ] = None,
+    range: RangeHeader = None,
+    if_range: IfRangeHeader = None,
 ) -> StreamingResponse:
     """The records as NDJSON, JSON, CSV, Parquet or an Arrow stream, from disk, resumable."""
     fmt = negotiate(accept, format)
     download = await results.open_download(runtime, job_id, owner, fmt, range, if_range)
     return StreamingResponse(
         download.chunks(),
+        status_code=206 if download.partial else 200,
+        media_type=fmt.media_type,
+        headers=download.headers,
+    )
+
+
+@router.head(
+    "/{job_id}/result",
+    operation_id="headResult",
+    responses={
+        200: {
+            "content": HEAD_CONTENT,
+            "description": "The download's headers without its body (a format not converted "
+            "yet is converted first, as for GET)",
+            "headers": DOWNLOAD_HEADERS,
+        },
+        206: {
+            "content": HEAD_CONTENT,
+            "description": "The headers of the bytes a Range header asked for",
+            "headers": {**DOWNLOAD_HEADERS, "Content-Range": {"description": "bytes a-b/size"}},
+        },
+        **RESULT_PROBLEMS,
+    },
+)
+async def head_result(
+    job_id: str,
+    runtime: RuntimeDep,
+    owner: OwnerDep,
+    format: ResultFormatQuery = None,
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+    range: RangeHeader = None,
+    if_range: IfRangeHeader = None,
+) -> Response:
+    """What GET would send (size, ETag, file name, range), without the body."""
+    fmt = negotiate(accept, format)
+    download = await results.open_download(runtime, job_id, owner, fmt, range, if_range)
+    await download.close()
+    return Response(
         status_code=206 if download.partial else 200,
         media_type=fmt.media_type,
         headers=download.headers,

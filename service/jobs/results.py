@@ -48,6 +48,9 @@ class Download:
             headers["Content-Range"] = f"bytes {self.start}-{self.end - 1}/{self.size}"
         return headers
 
+    async def close(self) -> None:
+        await self.handle.close()
+
     async def chunks(self) -> AsyncIterator[bytes]:
         try:
             if self.start:
