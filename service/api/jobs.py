@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from service.api import examples
@@ -21,6 +21,7 @@ from service.api.responses import CURSOR, JOB_HEADERS, PROBLEM, UPLOAD_BODY, pro
 from service.formats.registry import FORMATS
 from service.jobs import control, reading, results
 from service.jobs.negotiation import negotiate
+from service.jobs.results import Download
 from service.models import JobPage, JobPublic, JobStatus, RowErrorPage
 from service.upload import submit as submission
 from service.upload.submit import MAX_IDEMPOTENCY_KEY_CHARS, SubmitQuery
@@ -237,6 +238,23 @@ RESULT_PROBLEMS = {
 }
 
 
+async def _open_download(
+    job_id: str,
+    runtime: RuntimeDep,
+    owner: OwnerDep,
+    format: ResultFormatQuery = None,
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+    range: RangeHeader = None,
+    if_range: IfRangeHeader = None,
+) -> Download:
+    """The result download a GET or HEAD asks for (`?format=` wins over `Accept`)."""
+    fmt = negotiate(accept, format)
+    return await results.open_download(runtime, job_id, owner, fmt, range, if_range)
+
+
+DownloadDep = Annotated[Download, Depends(_open_download)]
+
+
 @router.get(
     "/{job_id}/result",
     response_class=StreamingResponse,
@@ -256,22 +274,12 @@ RESULT_PROBLEMS = {
         **RESULT_PROBLEMS,
     },
 )
-async def get_result(
-    job_id: str,
-    runtime: RuntimeDep,
-    owner: OwnerDep,
-    format: ResultFormatQuery = None,
-    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
-    range: RangeHeader = None,
-    if_range: IfRangeHeader = None,
-) -> StreamingResponse:
+async def get_result(download: DownloadDep) -> StreamingResponse:
     """The records as NDJSON, JSON, CSV, Parquet or an Arrow stream, from disk, resumable."""
-    fmt = negotiate(accept, format)
-    download = await results.open_download(runtime, job_id, owner, fmt, range, if_range)
     return StreamingResponse(
         download.chunks(),
         status_code=206 if download.partial else 200,
-        media_type=fmt.media_type,
+        media_type=download.format.media_type,
         headers=download.headers,
     )
 
@@ -294,22 +302,12 @@ async def get_result(
         **RESULT_PROBLEMS,
     },
 )
-async def head_result(
-    job_id: str,
-    runtime: RuntimeDep,
-    owner: OwnerDep,
-    format: ResultFormatQuery = None,
-    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
-    range: RangeHeader = None,
-    if_range: IfRangeHeader = None,
-) -> Response:
+async def head_result(download: DownloadDep) -> Response:
     """What GET would send (size, ETag, file name, range), without the body."""
-    fmt = negotiate(accept, format)
-    download = await results.open_download(runtime, job_id, owner, fmt, range, if_range)
     await download.close()
     return Response(
         status_code=206 if download.partial else 200,
-        media_type=fmt.media_type,
+        media_type=download.format.media_type,
         headers=download.headers,
     )
 
