@@ -6,13 +6,14 @@ types, so the final type is what survives all of them; nothing is decided from a
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from service.parsing.arrow_text import any_value_contains
+from service.parsing.arrow_text import any_value_contains, joined_values
 
 NULL = "null"
 BOOLEAN = "boolean"
@@ -28,8 +29,9 @@ _DAY_IN_ANY_YEAR = (
 )
 _LEAP_YEAR = r"([0-9]{2}(0[48]|[2468][048]|[13579][26])|(0[48]|[2468][048]|[13579][26])00)"
 _DATE = r"([0-9]{4}-" + _DAY_IN_ANY_YEAR + "|" + _LEAP_YEAR + "-02-29)"
-_TIME = r"([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]+)?)?"
-_ZONE = r"(Z|[+-]([01][0-9]|2[0-3])(:?[0-5][0-9])?)?"
+_HOUR, _MINUTE = r"([01][0-9]|2[0-3])", r"[0-5][0-9]"
+_TIME = _HOUR + ":" + _MINUTE + "(:" + _MINUTE + r"(\.[0-9]+)?)?"
+_ZONE = "(Z|[+-]" + _HOUR + "(:?" + _MINUTE + ")?)?"
 PATTERNS = {
     BOOLEAN: r"(?i)^(true|false)$",
     # No leading zero: `007` and zip codes keep the column a string.
@@ -41,6 +43,8 @@ PATTERNS = {
 }
 _CANDIDATES = (BOOLEAN, INTEGER, NUMBER, DATE, DATETIME)
 _PROBE_ROWS = 64
+# Longer DATETIME values (a long fraction of a second) are checked one by one.
+_LONGEST_FIXED_DATETIME = 64
 _INT64_SAFE_DIGITS = 18  # any integer text this long or shorter fits in signed 64 bits
 _EXPONENTS = (re.compile(rb"e"), re.compile(rb"E"))  # one byte each: a fast search
 _USUAL_BOOLEANS = pa.array(["true", "false", "True", "False", "TRUE", "FALSE"])
@@ -151,9 +155,49 @@ def _surviving(values: pa.Array, candidates: set[str]) -> set[str]:
         return {NUMBER} if _numbers_fit(values) else set()
     if DATE in candidates and _dates(values):
         return {DATE}
-    if DATETIME in candidates and _all_match(values, DATETIME):
+    if DATETIME in candidates and _datetimes(values):
         return {DATETIME}
     return set()
+
+
+def _datetimes(values: pa.Array) -> bool:
+    """DATETIME's pattern over every value; when they are all as long, once over all of
+    them back to back, which runs about twice as fast as once per value."""
+    if not _probe(values, DATETIME):
+        return False
+    lengths = pc.min_max(pc.binary_length(values)).as_py()
+    if lengths["min"] != lengths["max"] or lengths["max"] > _LONGEST_FIXED_DATETIME:
+        return _all_match(values, DATETIME)
+    pattern = datetimes_of_length(lengths["max"])
+    if pattern is None:
+        return False
+    return bool(pc.all(pc.match_substring_regex(joined_values(values), pattern)).as_py())
+
+
+@functools.cache
+def datetimes_of_length(length: int) -> str | None:
+    """A pattern for any number of DATETIME values of `length` characters back to back, or
+    None if no value that long is one.
+
+    Each of its alternatives matches exactly `length` characters, so a match cannot start a
+    value anywhere but at a multiple of `length`: it matches just when every value does.
+    """
+    seconds = [("", 0), (":" + _MINUTE, 3)]
+    fractions = range(1, length)
+    seconds += [(":" + _MINUTE + rf"\.[0-9]{{{digits}}}", 4 + digits) for digits in fractions]
+    hour = "[+-]" + _HOUR
+    zones = [("", 0), ("Z", 1), (hour, 3), (hour + _MINUTE, 5), (hour + ":" + _MINUTE, 6)]
+    date_and_minute = len("YYYY-MM-DDThh:mm")
+    endings = [
+        second + zone
+        for second, second_length in seconds
+        for zone, zone_length in zones
+        if date_and_minute + second_length + zone_length == length
+    ]
+    if not endings:
+        return None
+    one = _DATE + "[T ]" + _HOUR + ":" + _MINUTE + "(" + "|".join(endings) + ")"
+    return "^(" + one + ")*$"
 
 
 def _booleans(values: pa.Array) -> bool:
