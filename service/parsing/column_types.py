@@ -214,6 +214,11 @@ def _integers(values: pa.Array) -> bool:
     """
     if not _probe(values, INTEGER) or not _fit_int64(values):
         return False
+    if (
+        not pc.any(pc.starts_with(values, "0")).as_py()
+        and not pc.any(pc.starts_with(values, "-0")).as_py()
+    ):
+        return True  # the usual column: no value starts with a zero, so none has a leading one
     length = pc.binary_length(values)
     leading_zero = pc.or_(
         pc.and_(pc.starts_with(values, "0"), pc.greater(length, 1)),
