@@ -6,11 +6,13 @@ which is much cheaper than running a per-value kernel just to learn the answer i
 
 from __future__ import annotations
 
-import re
 from array import array
+from collections.abc import Iterable
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+_SEARCH_PIECE = 1 << 18  # bytes copied at a time: a small, cache-warm copy
 
 
 def value_bytes(strings: pa.Array | pa.ChunkedArray) -> list[memoryview]:
@@ -46,9 +48,22 @@ def byte_array(data: pa.Buffer) -> pa.Array:
     return pa.Array.from_buffers(pa.uint8(), len(data), [None, data])
 
 
-def any_value_contains(strings: pa.Array | pa.ChunkedArray, pattern: re.Pattern[bytes]) -> bool:
-    """Whether `pattern` occurs anywhere in the values (it must not span line-free values)."""
-    return any(pattern.search(view) is not None for view in value_bytes(strings))
+def bytes_present(strings: pa.Array | pa.ChunkedArray, needles: Iterable[bytes]) -> set[bytes]:
+    """Which of the single bytes `needles` occur anywhere in the values.
+
+    The values are copied a piece at a time so that `in` can search them: it runs at memchr's
+    speed, eight times a regex's byte-by-byte search over a memoryview, which costs more than
+    the copy.
+    """
+    wanted = set(needles)
+    found: set[bytes] = set()
+    for view in value_bytes(strings):
+        for start in range(0, len(view), _SEARCH_PIECE):
+            piece = view[start : start + _SEARCH_PIECE].tobytes()
+            found.update(needle for needle in wanted - found if needle in piece)
+            if found == wanted:
+                return found
+    return found
 
 
 def min_byte(strings: pa.Array | pa.ChunkedArray) -> int:

@@ -1,5 +1,5 @@
-"""The DATETIME check over values of one length, run once over all of them back to back,
-decides exactly as the pattern run on each value."""
+"""Checks that run over the raw bytes of many values at once decide exactly as checks of
+each value: DATETIME values of one length back to back, and single bytes searched."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from service.parsing.arrow_text import joined_values
+from service.parsing.arrow_text import bytes_present, joined_values
 from service.parsing.column_types import DATETIME, PATTERNS, datetimes_of_length
 
 _EACH = re.compile(PATTERNS[DATETIME])
@@ -87,3 +87,12 @@ def test_a_slice_of_an_array_is_joined_from_its_own_values() -> None:
     assert joined_values(values).to_pylist() == ["2024-01-01T10:00Z" * 2]
     assert datetimes_of_length(17) is not None
     assert datetimes_of_length(18) is None
+
+
+def test_bytes_are_found_in_any_piece_and_only_within_a_slice() -> None:
+
+    long = "a" * 300_000
+    values = pa.array(["\\", long, long + '"', "x\t"]).slice(1, 2)
+    assert bytes_present(values, [b"\\", b'"', b"\t"]) == {b'"'}
+    assert bytes_present(pa.chunked_array([values, pa.array(["\t"])]), [b"\t"]) == {b"\t"}
+    assert bytes_present(pa.array([""]), [b"e"]) == set()
