@@ -94,12 +94,20 @@ def count_block(columns: list[pa.Array], candidates: list[set[str]]) -> list[Blo
         return count_wide_block(columns, candidates)
     counts = []
     for column, possible in zip(columns, candidates, strict=True):
-        empty = pc.equal(column, "")
-        nulls = pc.sum(empty).as_py() or 0
+        # The lengths' range tells at once whether there is an empty value (usually not),
+        # and the date and datetime checks want it too.
+        lengths = _length_range(column) if len(column) else None
+        nulls = 0
+        if lengths is not None and lengths[0] == 0:
+            empty = pc.equal(column, "")
+            nulls = pc.sum(empty).as_py() or 0
         surviving = set(possible)
         if surviving and nulls < len(column):
-            values = pc.filter(column, pc.invert(empty)) if nulls else column
-            surviving = _surviving(values, surviving)
+            if nulls:
+                values, lengths = pc.filter(column, pc.invert(empty)), None
+            else:
+                values = column
+            surviving = _surviving(values, surviving, lengths)
         counts.append(BlockCounts(nulls, len(column) - nulls, surviving))
     return counts
 
@@ -145,7 +153,17 @@ def _all_match(values: pa.Array, kind: str, *, probe: bool = True) -> bool:
     return bool(pc.all(pc.match_substring_regex(values, PATTERNS[kind])).as_py())
 
 
-def _surviving(values: pa.Array, candidates: set[str]) -> set[str]:
+def _length_range(values: pa.Array) -> tuple[int, int]:
+    """The shortest and the longest value's length, in bytes."""
+    found = pc.min_max(pc.binary_length(values)).as_py()
+    return found["min"], found["max"]
+
+
+def _surviving(
+    values: pa.Array, candidates: set[str], lengths: tuple[int, int] | None = None
+) -> set[str]:
+    """The candidates that every value allows; `lengths` is the values' `_length_range` if
+    known."""
     # A probe saves work only when another candidate could be tried next: a column left with
     # one candidate (most columns after their first block) is checked in full either way,
     # and a probe's pattern costs 15-50 us to compile in every block.
@@ -156,22 +174,22 @@ def _surviving(values: pa.Array, candidates: set[str]) -> set[str]:
         return candidates & {INTEGER, NUMBER}
     if NUMBER in candidates and _all_match(values, NUMBER, probe=probe):
         return {NUMBER} if _numbers_fit(values) else set()
-    if DATE in candidates and _dates(values):
+    if DATE in candidates and _dates(values, lengths):
         return {DATE}
-    if DATETIME in candidates and _datetimes(values, probe=probe):
+    if DATETIME in candidates and _datetimes(values, lengths, probe=probe):
         return {DATETIME}
     return set()
 
 
-def _datetimes(values: pa.Array, *, probe: bool) -> bool:
+def _datetimes(values: pa.Array, lengths: tuple[int, int] | None, *, probe: bool) -> bool:
     """DATETIME's pattern over every value; when they are all as long, once over all of
     them back to back, which runs about twice as fast as once per value."""
     if probe and not _probe(values, DATETIME):
         return False
-    lengths = pc.min_max(pc.binary_length(values)).as_py()
-    if lengths["min"] != lengths["max"] or lengths["max"] > _LONGEST_FIXED_DATETIME:
+    shortest, longest = lengths or _length_range(values)
+    if shortest != longest or longest > _LONGEST_FIXED_DATETIME:
         return _all_match(values, DATETIME, probe=False)
-    pattern = datetimes_of_length(lengths["max"])
+    pattern = datetimes_of_length(longest)
     if pattern is None:
         return False
     return bool(pc.all(pc.match_substring_regex(joined_values(values), pattern)).as_py())
@@ -230,12 +248,11 @@ def _integers(values: pa.Array) -> bool:
     return not pc.any(leading_zero).as_py()
 
 
-def _dates(values: pa.Array) -> bool:
+def _dates(values: pa.Array, lengths: tuple[int, int] | None) -> bool:
     """YYYY-MM-DD and a real day: Arrow's date cast checks both, faster than the pattern."""
     if not _probe(values, DATE):
         return False
-    lengths = pc.min_max(pc.binary_length(values)).as_py()
-    if lengths["min"] != 10 or lengths["max"] != 10:
+    if (lengths or _length_range(values)) != (10, 10):
         return False
     try:
         pc.cast(values, pa.date32())
