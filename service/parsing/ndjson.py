@@ -19,6 +19,8 @@ from service.parsing.column_types import BOOLEAN, DATE, DATETIME, INTEGER, NULL,
 _COMMON_ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
 # A boolean column holds only true/false in any case, so a value's length is enough.
 _BOOLEAN_BY_LENGTH = pa.array(["null", "", "", "", "true", "false"])
+# Every letter of `true` and `false` in capitals is below `a`.
+_LOWEST_LOWERCASE = ord("a")
 
 # Whether a column's values need quotes around them: never, always, or (an array) in the rows
 # where it is False, the array being True where the value is null.
@@ -74,6 +76,8 @@ def _json_values(column: pa.Array, kind: str, *, full: bool = False) -> tuple[pa
     if kind == NULL:
         return pa.repeat(pa.scalar("null"), len(column)), False
     if kind == BOOLEAN:
+        if full and min_byte(column) >= _LOWEST_LOWERCASE:
+            return column, False  # all `true` or `false` already: the text is the JSON
         return pc.take(_BOOLEAN_BY_LENGTH, pc.binary_length(column)), False
     empty = pa.nulls(0, pa.bool_()) if full else pc.equal(column, "")
     has_nulls = not full and bool(pc.any(empty).as_py())
