@@ -75,3 +75,13 @@ def min_byte(strings: pa.Array | pa.ChunkedArray) -> int:
         if found is not None:
             smallest = min(smallest, found)
     return smallest
+
+
+def byte_range(strings: pa.Array | pa.ChunkedArray) -> tuple[int, int]:
+    """The smallest and the largest byte in the values ((256, -1) if there are none)."""
+    smallest, largest = 256, -1
+    for view in value_bytes(strings):
+        found = pc.min_max(byte_array(pa.py_buffer(view))).as_py()
+        if found["min"] is not None:
+            smallest, largest = min(smallest, found["min"]), max(largest, found["max"])
+    return smallest, largest

@@ -12,15 +12,16 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from service.parsing.arrow_text import bytes_present, min_byte, value_bytes
+from service.parsing.arrow_text import byte_range, bytes_present, min_byte, value_bytes
 from service.parsing.column_types import BOOLEAN, DATE, DATETIME, INTEGER, NULL, NUMBER
 
 # Backslash first, so the backslashes of the other escapes are not doubled.
 _COMMON_ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
 # A boolean column holds only true/false in any case, so a value's length is enough.
 _BOOLEAN_BY_LENGTH = pa.array(["null", "", "", "", "true", "false"])
-# Every letter of `true` and `false` in capitals is below `a`.
-_LOWEST_LOWERCASE = ord("a")
+# ASCII letters from `a` on are lowercase; RE2's case folding also lets some non-ASCII
+# letters through the boolean pattern (`ſ` for `s`), so they are told apart too.
+_LOWERCASE_ASCII = (ord("a"), 0x7F)
 
 # Whether a column's values need quotes around them: never, always, or (an array) in the rows
 # where it is False, the array being True where the value is null.
@@ -76,7 +77,7 @@ def _json_values(column: pa.Array, kind: str, *, full: bool = False) -> tuple[pa
     if kind == NULL:
         return pa.repeat(pa.scalar("null"), len(column)), False
     if kind == BOOLEAN:
-        if full and min_byte(column) >= _LOWEST_LOWERCASE:
+        if full and _lowercase_ascii(column):
             return column, False  # all `true` or `false` already: the text is the JSON
         return pc.take(_BOOLEAN_BY_LENGTH, pc.binary_length(column)), False
     empty = pa.nulls(0, pa.bool_()) if full else pc.equal(column, "")
@@ -92,6 +93,11 @@ def _json_values(column: pa.Array, kind: str, *, full: bool = False) -> tuple[pa
     if has_nulls:
         values = pc.if_else(empty, "null", values)
     return values, quoting
+
+
+def _lowercase_ascii(column: pa.Array) -> bool:
+    smallest, largest = byte_range(column)
+    return _LOWERCASE_ASCII[0] <= smallest and largest <= _LOWERCASE_ASCII[1]
 
 
 def _escaped(column: pa.Array) -> pa.Array:
