@@ -32,7 +32,8 @@ _HOUR, _MINUTE = r"([01][0-9]|2[0-3])", r"[0-5][0-9]"
 _TIME = _HOUR + ":" + _MINUTE + "(:" + _MINUTE + r"(\.[0-9]+)?)?"
 _ZONE = "(Z|[+-]" + _HOUR + "(:?" + _MINUTE + ")?)?"
 PATTERNS = {
-    BOOLEAN: r"(?i)^(true|false)$",
+    # Each case spelled out: RE2's (?i) folds Unicode, and would take `falſe` (long s).
+    BOOLEAN: r"^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$",
     # No leading zero: `007` and zip codes keep the column a string.
     INTEGER: r"^-?(0|[1-9][0-9]*)$",
     # JSON's number syntax, so the text itself can be written as the JSON value.
