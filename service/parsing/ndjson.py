@@ -6,23 +6,22 @@ gives one string per record, and the string array's data buffer *is* the NDJSON 
 
 from __future__ import annotations
 
-import re
 from typing import TypeAlias
 
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from service.parsing.arrow_text import any_value_contains, min_byte, value_bytes
+from service.parsing.arrow_text import byte_range, bytes_present, min_byte, value_bytes
 from service.parsing.column_types import BOOLEAN, DATE, DATETIME, INTEGER, NULL, NUMBER
 
 # Backslash first, so the backslashes of the other escapes are not doubled.
-_COMMON_ESCAPES = tuple(
-    (char, escape, re.compile(re.escape(char.encode())))
-    for char, escape in (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
-)
+_COMMON_ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
 # A boolean column holds only true/false in any case, so a value's length is enough.
 _BOOLEAN_BY_LENGTH = pa.array(["null", "", "", "", "true", "false"])
+# ASCII letters from `a` on are lowercase; RE2's case folding also lets some non-ASCII
+# letters through the boolean pattern (`ſ` for `s`), so they are told apart too.
+_LOWERCASE_ASCII = (ord("a"), 0x7F)
 
 # Whether a column's values need quotes around them: never, always, or (an array) in the rows
 # where it is False, the array being True where the value is null.
@@ -78,6 +77,8 @@ def _json_values(column: pa.Array, kind: str, *, full: bool = False) -> tuple[pa
     if kind == NULL:
         return pa.repeat(pa.scalar("null"), len(column)), False
     if kind == BOOLEAN:
+        if full and _lowercase_ascii(column):
+            return column, False  # all `true` or `false` already: the text is the JSON
         return pc.take(_BOOLEAN_BY_LENGTH, pc.binary_length(column)), False
     empty = pa.nulls(0, pa.bool_()) if full else pc.equal(column, "")
     has_nulls = not full and bool(pc.any(empty).as_py())
@@ -94,6 +95,11 @@ def _json_values(column: pa.Array, kind: str, *, full: bool = False) -> tuple[pa
     return values, quoting
 
 
+def _lowercase_ascii(column: pa.Array) -> bool:
+    smallest, largest = byte_range(column)
+    return _LOWERCASE_ASCII[0] <= smallest and largest <= _LOWERCASE_ASCII[1]
+
+
 def _escaped(column: pa.Array) -> pa.Array:
     """String contents escaped for JSON (without the surrounding quotes).
 
@@ -102,9 +108,12 @@ def _escaped(column: pa.Array) -> pa.Array:
     0x20 is one of the rare ones, and orjson escapes the column instead.
     """
     controls = min_byte(column) < 0x20
+    escapes = _COMMON_ESCAPES if controls else _COMMON_ESCAPES[:2]
+    # Each escape adds only backslashes and letters, so what needs escaping is known up front.
+    present = bytes_present(column, [char.encode() for char, _ in escapes])
     escaped = column
-    for char, escape, present in _COMMON_ESCAPES if controls else _COMMON_ESCAPES[:2]:
-        if any_value_contains(escaped, present):
+    for char, escape in escapes:
+        if char.encode() in present:
             escaped = pc.replace_substring(escaped, char, escape)
     if controls and min_byte(escaped) < 0x20:
         return pa.array([orjson.dumps(v).decode()[1:-1] for v in column.to_pylist()], pa.string())

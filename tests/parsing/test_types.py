@@ -73,6 +73,7 @@ async def test_column_types(
         ["2024-01-01T25:00"],
         ["yes", "no"],
         ["t", "f"],
+        ["false", "fal\u017fe"],  # a long s, which Unicode case folding takes for an s
         [" 1", "2"],
     ],
 )
