@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     max_decompressed_bytes: Bytes = Field(default=20 * GiB, gt=0)
     min_free_bytes: Bytes = Field(default=512 * MiB, ge=0)
     max_concurrent_jobs: int = Field(default=2, ge=1)
+    worker_priority: Literal["idle", "low"] = "idle"
     max_queued_jobs: int = Field(default=1000, ge=1)
     progress_interval_s: float = Field(default=1.0, gt=0, le=60)
     max_errors_stored: int = Field(default=10_000, ge=0)

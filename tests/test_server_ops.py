@@ -385,3 +385,33 @@ def test_logs_are_json_lines_with_job_ids(data_dir: Path, start_service: StartSe
     assert {"job started", "job succeeded"} <= messages
     requests = [line for line in lines if line.get("request_id") == request_id]
     assert any(line["message"] == "request" and line["status"] == 202 for line in requests)
+
+
+def pool_workers(server: ServiceProcess, count: int) -> list[psutil.Process]:
+    """The API's worker processes (the children that lowered their priority), once `count`."""
+    found: list[psutil.Process] = []
+
+    def started() -> bool:
+        found[:] = [p for p in server.children() if p.nice() > 0]
+        return len(found) == count
+
+    wait_until(started, timeout=30)
+    return found
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux scheduling policies")
+@pytest.mark.parametrize(("priority", "policy"), [("idle", "SCHED_IDLE"), ("low", "SCHED_OTHER")])
+def test_workers_parse_below_the_api_at_the_priority_asked_for(
+    tmp_path: Path, start_service: StartService, priority: str, policy: str
+) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    server = start_service(data_dir, INGEST_WORKER_PRIORITY=priority)
+    assert os.sched_getscheduler(server.pid) == os.SCHED_OTHER
+    assert psutil.Process(server.pid).nice() == 0
+    for process in pool_workers(server, count=2):
+        assert os.sched_getscheduler(process.pid) == getattr(os, policy), process.cmdline()
+        assert process.nice() == 10
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        job_id = post_small(client)
+        wait_until(lambda: status_of(client, job_id) == "succeeded", timeout=30)

@@ -33,6 +33,8 @@ class _WorkerState:
 _states: dict[str, _WorkerState] = {}
 
 # Parsing is batch work: on a busy machine the scheduler should prefer the API process.
+# "idle" (SCHED_IDLE) parses only on CPU time nothing else wants, and any other process
+# that wakes takes the CPU at once; "low" is a nice level, which still shares the CPU.
 WORKER_NICENESS = 10
 PR_SET_PDEATHSIG = 1
 
@@ -63,16 +65,20 @@ def run_jobs(job_ids: list[str], settings: Settings) -> None:
     state.loop.run_until_complete(execute_many(job_ids, settings, state.sessions))
 
 
-def init_pool_process() -> None:
+def init_pool_process(priority: str = "idle") -> None:
     """Set up a worker process of the API's pool.
 
-    - Parsing runs below the API's priority, so status requests are never starved of CPU.
+    - Parsing runs below the API's priority (`INGEST_WORKER_PRIORITY`), so status requests
+      are never starved of CPU.
     - SIGINT and SIGTERM sent to the whole process group (Ctrl-C, systemd) are left to the
       API, which decides how long running jobs may go on.
     - The process dies with its parent (the pool's forkserver, which exits with the API), so
       a killed API leaves no worker parsing a job that the next start will run again.
     """
     os.nice(WORKER_NICENESS)
+    if priority == "idle" and hasattr(os, "SCHED_IDLE"):
+        # Inherited by the threads the parser starts; the nice level stays as the fallback.
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _release_forkserver()

@@ -8,6 +8,7 @@ batch (see `execute_many`): a job that finds the queue empty goes alone, at once
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import multiprocessing
 import os
@@ -28,7 +29,7 @@ SMALL_JOB_BYTES = 1 << 20
 BATCH_MAX = 32
 
 
-def _new_pool(size: int) -> ProcessPool:
+def _new_pool(size: int, priority: str) -> ProcessPool:
     # forkserver: workers fork from a small clean process with the service preloaded,
     # never from this process with its threads and open sockets. The forkserver ignores
     # group signals (`service.runner.executors.forkserver`, which this process must never import).
@@ -41,7 +42,7 @@ def _new_pool(size: int) -> ProcessPool:
             "service.runner.worker",
         ]
     )
-    return ProcessPool(size, context, worker.init_pool_process)
+    return ProcessPool(size, context, functools.partial(worker.init_pool_process, priority))
 
 
 class InProcessExecutor:
@@ -66,7 +67,7 @@ class InProcessExecutor:
 
     async def start(self) -> None:
         # The worker processes start now, so the first job does not wait for them.
-        self._pool = _new_pool(self._settings.max_concurrent_jobs)
+        self._pool = _new_pool(self._settings.max_concurrent_jobs, self._settings.worker_priority)
         await self._pool.start()
         self._consumers = [
             asyncio.create_task(self._consume(), name=f"ingest-consumer-{n}")
