@@ -201,6 +201,22 @@ async def test_head_answers_what_get_would_without_the_body(
     assert (await client.head("/jobs/nope/result")).status_code == 404
 
 
+async def test_range_numbers_of_any_length_are_offsets_not_errors(
+    client: httpx.AsyncClient,
+) -> None:
+    job_id = await _done(client)
+    url = f"/jobs/{job_id}/result"
+    whole = (await client.get(url)).content
+    huge, zeros = "9" * 5000, "0" * 5000
+    to_the_end = await client.get(url, headers={"Range": f"bytes=2-{huge}"})
+    assert (to_the_end.status_code, to_the_end.content) == (206, whole[2:])
+    everything = await client.get(url, headers={"Range": f"bytes=-{huge}"})
+    assert (everything.status_code, everything.content) == (206, whole)
+    padded = await client.get(url, headers={"Range": f"bytes={zeros}5-"})
+    assert (padded.status_code, padded.content) == (206, whole[5:])
+    assert_problem(await client.get(url, headers={"Range": f"bytes={huge}-"}), 416)
+
+
 async def test_unfinished_and_deleted_jobs_stay_problems(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:

@@ -81,6 +81,16 @@ def _match(ranges: list[tuple[str, str, float]], media_type: str) -> tuple[float
     return None if found is None else (found[1], found[2])
 
 
+# Any offset past this is past the end of any file; longer digit strings are not even
+# converted (Python refuses int() of more than 4,300 digits).
+_BEYOND_ANY_FILE = 1 << 63
+
+
+def _offset(digits: str) -> int:
+    significant = digits.lstrip("0") or "0"
+    return int(significant) if len(significant) <= 18 else _BEYOND_ANY_FILE
+
+
 def byte_range(
     header: str | None, if_range: str | None, etag: str, size: int
 ) -> tuple[int, int] | None:
@@ -97,16 +107,16 @@ def byte_range(
     if not first and not last:
         return None
     if not first:
-        suffix = int(last)
+        suffix = _offset(last)
         if suffix == 0 or size == 0:
             raise _unsatisfiable(size)
         return max(size - suffix, 0), size
-    start = int(first)
-    if last and int(last) < start:
+    start = _offset(first)
+    if last and _offset(last) < start:
         return None
     if start >= size:
         raise _unsatisfiable(size)
-    end = min(int(last) + 1, size) if last else size
+    end = min(_offset(last) + 1, size) if last else size
     return start, end
 
 
