@@ -22,8 +22,10 @@ from service import storage
 from service.config import Settings
 from service.db import SessionFactory, create_engine, session_factory, transaction
 from service.models import Job, JobStatus
-from service.runner import lifecycle, outputs
+from service.runner import lifecycle, outputs, worker
 from service.runner.execute import execute_many
+from service.runner.executors import inprocess
+from service.runner.executors.pool import WorkerDied
 from service.storage import AttemptPaths, job_paths
 from tests.apps import settings_with
 from tests.helpers import ndjson, wait_until
@@ -282,3 +284,51 @@ async def test_a_failed_directory_fsync_fails_every_upload_waiting_for_it(
         *(storage.sync_dir(tmp_path) for _ in range(3)), return_exceptions=True
     )
     assert all(isinstance(outcome, OSError) for outcome in outcomes)
+
+
+class _PoolWhoseBatchesDie:
+    """A worker pool run in this process whose worker dies after claiming any batch of more
+    than one job (as a file that crashes the parser would make it); single jobs run."""
+
+    def __init__(self, settings: Settings, sessions: SessionFactory) -> None:
+        self._settings, self._sessions = settings, sessions
+
+    async def start(self) -> None: ...
+
+    async def run(self, function: Any, *args: Any) -> None:
+        if function is worker.run_jobs:
+            await lifecycle.claim_many(self._sessions, args[0], self._settings)
+            raise WorkerDied("killed mid-batch")
+        await execute_many([args[0]], self._settings, self._sessions)
+
+    def kill(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+async def test_jobs_of_a_batch_whose_worker_died_are_not_charged_for_it(
+    narrow: Settings, sessions: SessionFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        inprocess, "_new_pool", lambda size, priority: _PoolWhoseBatchesDie(narrow, sessions)
+    )
+    job_ids = await queue(narrow, sessions, [small_csv(n) for n in range(6)])
+    finished: list[str] = []
+
+    async def on_done(job_id: str) -> None:
+        finished.append(job_id)
+
+    executor = inprocess.InProcessExecutor(narrow, sessions, on_done)
+    for job_id in job_ids:
+        await executor.submit(job_id)
+    await executor.start()
+    try:
+        async with asyncio.timeout(30):
+            while len(finished) < len(job_ids):
+                await asyncio.sleep(0.01)
+    finally:
+        await executor.stop(grace_s=1)
+    for n, job_id in enumerate(job_ids):
+        job = await row(sessions, job_id)
+        assert (job.status, job.attempts) == (JobStatus.succeeded, 1), job_id
+        assert result_of(narrow, job_id) == expected_rows(n)

@@ -260,13 +260,17 @@ async def beat_many(sessions: SessionFactory, attempts: Sequence[tuple[str, int]
     return beaten
 
 
-async def requeue(sessions: SessionFactory, job_id: str) -> None:
-    """A running job whose worker died: back to the queue."""
+async def requeue(sessions: SessionFactory, job_id: str, *, refund: bool = False) -> None:
+    """A running job whose worker died: back to the queue. With `refund`, the attempt its
+    claim counted is given back (the job shared the worker with the one that killed it)."""
+    values: dict[str, Any] = {"status": JobStatus.queued, "updated_at": utcnow()}
+    if refund:
+        values["attempts"] = col(Job.attempts) - 1  # running: claimed, so at least 1
     async with transaction(sessions) as session:
         await session.exec(
             update(Job)
             .where(col(Job.id) == job_id, col(Job.status) == JobStatus.running)
-            .values(status=JobStatus.queued, updated_at=utcnow())
+            .values(**values)
         )
 
 

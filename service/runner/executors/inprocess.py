@@ -137,13 +137,14 @@ class InProcessExecutor:
             if self._paused:
                 return  # stopped at shutdown: the job resumes at the next start
             # Only these jobs are charged (their claims counted an attempt); the others go on.
-            # A batch's jobs go on alone, so a file that kills its worker charges only itself.
+            # A batch's jobs get their attempt back and go on alone, so a file that kills its
+            # worker is charged only for the times it does so by itself.
             for job_id in batch:
                 logger.error(
                     "worker process died; the job is queued again",
                     extra={"job_id": job_id, "reason": str(died)},
                 )
-                await lifecycle.requeue(self._sessions, job_id)
+                await lifecycle.requeue(self._sessions, job_id, refund=len(batch) > 1)
                 self._running.discard(job_id)
                 if len(batch) > 1:
                     self._solo.add(job_id)
