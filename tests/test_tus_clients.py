@@ -5,6 +5,7 @@ two PATCHes racing."""
 from __future__ import annotations
 
 import hashlib
+import select
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -156,16 +157,23 @@ def test_racing_patches_over_sockets_one_wins_and_bytes_never_interleave(
     }
     with RawConnection(server.port) as first, RawConnection(server.port) as second:
         first.send(request_head("PATCH", location, head) + body_a[:1000])
-        wait_until(lambda: (tmp_path / "data" / "resumable").exists(), timeout=10)
         second.send(request_head("PATCH", location, head) + body_b[:1000])
-        answer = second.read_response()
+        # Whichever took the upload first waits for the rest of its body; the other is
+        # refused at once.
+        answered, _, _ = select.select([first.sock, second.sock], [], [], 30)
+        assert len(answered) == 1, "one PATCH must be refused, and only one"
+        if answered[0] is second.sock:
+            loser, winner, body, rows = second, first, body_a, 200_000
+        else:
+            loser, winner, body, rows = first, second, body_b, 1
+        answer = loser.read_response()
         assert answer.status == 409, answer.body
-        first.send(body_a[1000:])
-        assert first.read_response().status == 204
+        winner.send(body[1000:])
+        assert winner.read_response().status == 204
     final = httpx.head(f"{server.url}{location}", headers=TUS)
     job_id = final.headers["link"].removeprefix("</jobs/").removesuffix('>; rel="job"')
     with httpx.Client(base_url=server.url) as client:
         wait_until(lambda: client.get(f"/jobs/{job_id}").json()["done"])
         job = client.get(f"/jobs/{job_id}").json()
-    assert job["file"]["sha256"] == hashlib.sha256(body_a).hexdigest()
-    assert job["result"]["rows"] == 200_000
+    assert job["file"]["sha256"] == hashlib.sha256(body).hexdigest()
+    assert job["result"]["rows"] == rows
