@@ -44,6 +44,17 @@ export function percent(value) {
   return `${number >= 100 ? 100 : number.toFixed(1)}%`;
 }
 
+/** A running job's progress in one line: phase, percent, rows, rate, time left. */
+export function runningLine(progress, share) {
+  return [
+    progress.phase || "starting",
+    percent(share),
+    plural(progress.rows_done || 0, "row"),
+    rate(progress.rate_bytes_per_s),
+    `${duration(progress.eta_seconds)} left`,
+  ].join(" · ");
+}
+
 const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
 const timeOnly = new Intl.DateTimeFormat(undefined, { timeStyle: "medium" });
 

@@ -12,16 +12,7 @@ import {
   storedKey,
 } from "./api.js";
 import { badge, fill, h, say, uniqueId } from "./dom.js";
-import {
-  bytes,
-  count,
-  delimiter,
-  duration,
-  percent,
-  plural,
-  rate,
-  when,
-} from "./format.js";
+import { bytes, count, delimiter, percent, plural, runningLine, when } from "./format.js";
 
 const PREVIEW_RECORDS = 100;
 const ERRORS_PER_PAGE = 50;
@@ -183,13 +174,7 @@ export class JobView {
     let text;
     if (job.status === "queued") text = "Queued";
     else if (job.status === "running") {
-      text = [
-        progress.phase || "starting",
-        percent(share),
-        plural(progress.rows_done || 0, "row"),
-        rate(progress.rate_bytes_per_s),
-        `${duration(progress.eta_seconds)} left`,
-      ].join(" · ");
+      text = runningLine(progress, share);
     } else text = `${job.status} · ${percent(share)}`;
     this.barText.textContent = text;
     this.bar.setAttribute("aria-valuetext", text);

@@ -3,7 +3,7 @@
 
 import { ApiError, UploadStopped, followJob, upload } from "./api.js";
 import { badge, fill, h, say, uniqueId } from "./dom.js";
-import { bytes, duration, percent, plural, rate } from "./format.js";
+import { bytes, duration, percent, plural, rate, runningLine } from "./format.js";
 
 // Event streams hold a connection each; browsers allow six per host over HTTP/1.1, and the
 // jobs table, an upload and the job view need theirs too.
@@ -174,13 +174,7 @@ class UploadCard {
     this.parseBar.value = share;
     let text;
     if (job.status === "running") {
-      text = [
-        progress.phase || "starting",
-        percent(share),
-        plural(progress.rows_done || 0, "row"),
-        rate(progress.rate_bytes_per_s),
-        `${duration(progress.eta_seconds)} left`,
-      ].join(" · ");
+      text = runningLine(progress, share);
     } else if (job.status === "succeeded") {
       text = [percent(100), plural(job.result?.rows ?? progress.rows_done ?? 0, "row")].join(" · ");
     } else if (job.status === "failed") {
