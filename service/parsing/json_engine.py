@@ -7,7 +7,7 @@ import asyncio
 import os
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import aiofiles
@@ -36,6 +36,11 @@ class _Output:
     errors: list[RowError] = field(default_factory=list)
     summary: JsonSummary = field(default_factory=JsonSummary)
     schema: pa.Schema | None = None  # what Arrow may read the next blocks against
+    # JSON lines: the errors' lines count from 1 at the block's first line, and the block
+    # spans this many line feeds. Counting them is left to the worker threads, so the
+    # event loop never scans a block; results are numbered as they are taken, in order.
+    relative: bool = False
+    line_feeds: int = 0
 
 
 async def parse_json_records(  # noqa: C901 - one read-frame-dispatch loop for JSON lines and arrays, as in csv_scan.scan
@@ -61,7 +66,8 @@ async def parse_json_records(  # noqa: C901 - one read-frame-dispatch loop for J
     array = JsonArrayReader(max_record_bytes=limits.max_record_bytes) if format == "json" else None
     loop = asyncio.get_running_loop()
     rows = 0
-    line = 1
+    line = 1  # of the buffer's start (JSON arrays)
+    next_line = 1  # of the oldest block being checked (JSON lines)
     buffer = b""
     longest = limits.max_record_bytes
     window = min(chunk_size, longest)
@@ -70,17 +76,22 @@ async def parse_json_records(  # noqa: C901 - one read-frame-dispatch loop for J
     checking: deque[asyncio.Future[_Output]] = deque()
 
     async def take_oldest() -> None:
-        nonlocal rows, schema
+        nonlocal rows, schema, next_line
         output = await checking.popleft()
         await out.write(output.data)
         summary.merge(output.summary)
         schema = merge_schemas(schema, output.schema)
         rows += output.rows
+        if output.relative:
+            if output.errors:
+                shift = next_line - 1
+                output.errors = [replace(e, line=e.line + shift) for e in output.errors]
+            next_line += output.line_feeds
         await errors.add(output.errors)
         await reporter.read_up_to(WRITE, text.bytes_done, rows)
 
-    def check(piece: bytes, first_line: int) -> asyncio.Future[_Output]:
-        return checkers.run(_json_lines, piece, first_line, encoding, limits, schema)
+    def check(piece: bytes) -> asyncio.Future[_Output]:
+        return checkers.run(_json_lines, piece, encoding, limits, schema)
 
     with ParseThreads("ingest-json", _THREADS) as checkers:
         async with aiofiles.open(result_path, "wb") as out:
@@ -96,7 +107,8 @@ async def parse_json_records(  # noqa: C901 - one read-frame-dispatch loop for J
                             if text.at_eof:
                                 break
                             continue
-                        buffer, line, skipping = buffer[end:], line + 1, False
+                        buffer, skipping = buffer[end:], False
+                        checking.append(_done(loop, _Output(relative=True, line_feeds=1)))
                     if not buffer and text.at_eof and (array is None or array.finished):
                         break
                     if array is None:
@@ -109,14 +121,19 @@ async def parse_json_records(  # noqa: C901 - one read-frame-dispatch loop for J
                             target = max(window, min(2 * len(buffer), longest + 1))
                             continue
                         if end == 0 or _line_length(buffer, end) > longest:
-                            error = too_long_error(line, longest, decode_lossless(buffer[:1024]))
-                            checking.append(_done(loop, _Output(errors=[error])))
+                            # One line: no line feed before `end` - 1 (see above).
+                            error = too_long_error(1, longest, decode_lossless(buffer[:1024]))
+                            ends_line = buffer[end - 1 : end] == b"\n"
+                            skipped = _Output(
+                                errors=[error], relative=True, line_feeds=int(ends_line)
+                            )
+                            checking.append(_done(loop, skipped))
                             if end == 0:  # the rest of it is dropped as it comes
                                 buffer, skipping, target = b"", True, window
                                 continue
                         else:
-                            checking.append(check(buffer[:end], line))
-                        consumed, lines = end, buffer.count(b"\n", 0, end)
+                            checking.append(check(buffer[:end]))
+                        consumed, lines = end, 0
                     else:
                         step = await asyncio.to_thread(
                             array.read, buffer, line, at_eof=text.at_eof, window=window
@@ -167,16 +184,18 @@ def _done(loop: asyncio.AbstractEventLoop, output: _Output) -> asyncio.Future[_O
     return future
 
 
-def _json_lines(
-    piece: bytes, first_line: int, encoding: str, limits: Limits, schema: pa.Schema | None
-) -> _Output:
-    output = _Output(summary=JsonSummary(max_keys=limits.max_columns))
-    fast = read_lines(piece, output.summary, limits=limits, schema=schema)
+def _json_lines(piece: bytes, encoding: str, limits: Limits, schema: pa.Schema | None) -> _Output:
+    """A block of whole lines; its errors' lines count from 1 at its first line."""
+    line_feeds = piece.count(b"\n")
+    output = _Output(
+        summary=JsonSummary(max_keys=limits.max_columns), relative=True, line_feeds=line_feeds
+    )
+    fast = read_lines(piece, output.summary, limits=limits, schema=schema, line_feeds=line_feeds)
     if fast is not None:
         output.data, output.rows, output.schema = fast.data, fast.rows, fast.schema
         return output
     records = (
-        (first_line + offset, record, record)
+        (1 + offset, record, record)
         for offset, line in enumerate(piece.split(b"\n"))
         if (record := line[:-1] if line.endswith(b"\r") else line).strip(_JSON_WHITESPACE)
     )

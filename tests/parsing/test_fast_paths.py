@@ -11,8 +11,16 @@ from hypothesis import strategies as st
 from service.parsing.csv_arrow import read_fast
 from service.parsing.csv_framing import count_lines, safe_records_end
 from service.parsing.csv_records import read_records
-from service.parsing.json_arrow import read_lines_fast
+from service.parsing.json_arrow import (
+    _matches,
+    _template,
+    learn_schema,
+    read_lines,
+    read_lines_fast,
+    read_lines_with_arrow,
+)
 from service.parsing.json_values import JsonSummary, check_record
+from service.parsing.limits import DEFAULT_LIMITS
 from service.parsing.row_errors import RowError
 
 PROPERTY = settings(max_examples=150, deadline=None, database=None)
@@ -106,3 +114,62 @@ def test_arrow_csv_agrees_with_pythons_csv_on_safe_records(rows: list[list[str]]
     assert [list(r.values()) for r in table.to_pylist()] == slow.rows
     assert slow.lines == count_lines(piece)
     assert not slow.errors
+
+
+# JSON text of flat values, some of which a schema's template refuses (nulls in a typed key,
+# integers past 18 digits, positive exponents, escapes, raw control characters, NaN).
+json_values = st.one_of(
+    st.integers(-(2**64), 2**64).map(lambda n: str(n).encode()),
+    st.sampled_from([b"-0", b"0", b"123456789012345678", b"-999999999999999999", b"007"]),
+    st.floats(allow_nan=False, allow_infinity=False).map(lambda x: json.dumps(x).encode()),
+    st.sampled_from([b"1.50", b"1e5", b"1E-5", b"-0.0e-0", b"12345678901234567890.5", b"NaN"]),
+    st.booleans().map(lambda b: json.dumps(b).encode()),
+    st.just(b"null"),
+    st.text(max_size=4).map(lambda t: json.dumps(t).encode()),
+    st.text(max_size=4).map(lambda t: json.dumps(t, ensure_ascii=False).encode()),
+    st.sampled_from([b'"\\ud800"', b'"a\\/b"', b'"\t"', b'"\\x"', b'"\xff"', b'"2024-01-02"']),
+)
+spaces = st.sampled_from([b"", b" ", b"\t", b"\r", b"  "])
+
+
+@st.composite
+def flat_lines(draw: st.DrawFn, keys: list[bytes]) -> bytes:
+    order = keys if draw(st.booleans()) else draw(st.permutations(keys))
+    members = []
+    for key in order:
+        colon = draw(spaces) + b":" + draw(spaces)
+        members.append(draw(spaces) + key + colon + draw(json_values) + draw(spaces))
+    return draw(spaces) + b"{" + b",".join(members) + b"}" + draw(spaces)
+
+
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+@PROPERTY
+@given(st.data())
+def test_the_schemas_template_agrees_with_arrow(data: st.DataObject) -> None:
+    keys = data.draw(st.sampled_from([[b'"a"'], [b'"a"', b'"b c"'], [b'"x.y"', b'"a"', b'"_"']]))
+    block = data.draw(st.lists(flat_lines(keys), min_size=1, max_size=6))
+    ending = data.draw(st.sampled_from([b"\n", b"\r\n", b""]))
+    piece = b"\n".join(block) + ending
+    schema = learn_schema(data.draw(flat_lines(keys)))
+    if schema is None:
+        return
+    summary, reference = JsonSummary(), JsonSummary()
+    fast = read_lines(piece, summary, limits=DEFAULT_LIMITS, schema=schema)
+    by_arrow = read_lines_with_arrow(piece, reference, limits=DEFAULT_LIMITS, schema=schema)
+    template = _template(schema, DEFAULT_LIMITS.max_column_name_bytes)
+    took = template is not None and _utf8(piece) and _matches(template, piece, len(piece))
+    event("the template took the block" if took else "the template declined the block")
+    if not took:
+        return
+    assert fast is not None
+    assert by_arrow is not None, "the template took a block Arrow would not"
+    assert (fast.data, fast.rows, fast.schema) == (by_arrow.data, by_arrow.rows, by_arrow.schema)
+    assert summary.columns() == reference.columns()
+    assert fast.data == slow_json_lines(piece)[0]

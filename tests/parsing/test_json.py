@@ -141,3 +141,19 @@ async def test_a_null_line_is_not_an_object(tmp_path: Path) -> None:
     assert outcome.records == [{"a": 1}, {"a": 2}]
     assert [(e["line"], e["type"]) for e in outcome.errors] == [(2, "not_object")]
     assert outcome.errors[0]["message"] == "expected a JSON object, got a null"
+
+
+async def test_two_values_on_a_line_beside_a_blank_line_are_an_error(tmp_path: Path) -> None:
+    # The blank line once made up for the extra value in Arrow's row count.
+    outcome = await parse_bytes(tmp_path, b'{"a": 1} {"a": 2}\n\n{"a": 3}\n{"a": 4} null\n')
+    assert outcome.records == [{"a": 3}]
+    assert [(e["line"], e["type"]) for e in outcome.errors] == [(1, "json"), (4, "json")]
+    assert outcome.result_text == '{"a": 3}\n'
+
+
+@pytest.mark.parametrize("first", [b'null {"a": 1}', b' null {"a": 1}', b'\nnull {"a": 1}'])
+async def test_null_then_a_value_at_the_start_is_an_error(tmp_path: Path, first: bytes) -> None:
+    # Arrow's JSON reader crashes the process on a block that starts so (pyarrow 26).
+    outcome = await parse_bytes(tmp_path, first + b'\n{"a": 2}\n', format="jsonl")
+    assert outcome.records == [{"a": 2}]
+    assert [e["type"] for e in outcome.errors] == ["json"]
