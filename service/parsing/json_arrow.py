@@ -47,13 +47,14 @@ CELL_BUDGET = 1 << 22
 SCHEMA_DEPTH = 64
 SAMPLE_LINES = 32  # the first lines of a block, to learn a schema from when there is none
 LEARN_RECORDS = 256  # records of a block read line by line, to learn a schema from
-# What Arrow's reader must not be given, found by one RE2 search over the block (without its
-# last line feed): NaN and Infinity, which it reads and strict JSON refuses; and a line that
-# does not start with an object. Arrow skips a blank line, takes a line holding just `null`
-# for a record of nulls (and hangs on a block of nothing else), and crashes the process on a
-# block that starts with `null` and a value after it (pyarrow 26). With every line starting
-# with an object, its row count equals the line count only if each holds exactly one value.
-_NOT_FOR_ARROW = r"NaN|Infinity|(?:\A|\n)[ \t\r]*(?:[^{ \t\r]|\z)"
+# Arrow's reader is given only blocks whose every line starts with an object: it skips a
+# blank line, takes a line holding just `null` for a record of nulls (and hangs on a block of
+# nothing else), and crashes the process on a block that starts with `null` and a value
+# after it (pyarrow 26). With every line starting with an object, its row count equals the
+# line count only if each line holds exactly one value. Lines that start with `{` right
+# away are counted (`bytes.count`); only a block where some do not is searched with this
+# (without its last line feed), for whitespace before the `{`.
+_LINE_NOT_AN_OBJECT = r"(?:\A|\n)[ \t\r]*(?:[^{ \t\r]|\z)"
 # Arrow reads an integer beyond 64 bits as a double; the summary calls such a key a string.
 _INT64_REACH = 2.0**63
 
@@ -110,12 +111,14 @@ def read_lines_with_arrow(
 ) -> FastLines | None:
     """`read_lines` without the template: Arrow's parser, after the checks of what it is not
     trusted with. The UTF-8 of `piece` is already checked."""
-    if _matches(_NOT_FOR_ARROW, piece, len(piece) - piece.endswith(b"\n")):
-        return None
     line_feeds = shallow_lines(piece, limits.max_json_depth)
     if line_feeds is None:
         return None
     lines = line_feeds + (0 if piece.endswith(b"\n") else 1)
+    if piece.count(b"\n{") + piece.startswith(b"{") != lines and _matches(
+        _LINE_NOT_AN_OBJECT, piece, len(piece) - piece.endswith(b"\n")
+    ):
+        return None
     if schema is None:
         schema = learn_schema(_first_lines(piece, SAMPLE_LINES))
         if schema is None:
@@ -267,8 +270,8 @@ def _first_lines(piece: bytes, count: int) -> bytes:
 
 
 def _summarisable(table: pa.Table, limits: Limits) -> bool:
-    """No key too long, and no top-level integer beyond 64 bits hiding in a double: records
-    the line-by-line reader must look at."""
+    """No key too long, no top-level integer beyond 64 bits hiding in a double, and no
+    number that is not finite: records the line-by-line reader must look at."""
     for name, column in zip(table.column_names, table.columns, strict=True):
         if len(name) > limits.max_column_name_bytes // 4:
             if utf8_length(name) > limits.max_column_name_bytes:
@@ -277,6 +280,24 @@ def _summarisable(table: pa.Table, limits: Limits) -> bool:
             largest = pc.max(pc.abs(column)).as_py()
             if largest is not None and largest >= _INT64_REACH:
                 return False
+    return _all_finite(table)
+
+
+def _all_finite(table: pa.Table) -> bool:
+    """Whether every floating-point value, nested ones too, is finite. Arrow reads NaN, Inf
+    and Infinity (with either sign), which strict JSON refuses; and a number too large for a
+    double, which the line-by-line reader judges. Looking at the values costs a few kernel
+    calls per block; searching the bytes for those tokens cost milliseconds."""
+    pending: list[pa.ChunkedArray] = list(table.columns)
+    while pending:
+        column = pending.pop()
+        if pa.types.is_floating(column.type):
+            if pc.any(pc.invert(pc.is_finite(column))).as_py():
+                return False
+        elif pa.types.is_struct(column.type):
+            pending.extend(column.flatten())
+        elif pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+            pending.append(pc.list_flatten(column))
     return True
 
 

@@ -89,7 +89,19 @@ def test_arrow_json_lines_agree_with_the_line_reader(block: list[bytes]) -> None
 
 
 @pytest.mark.parametrize(
-    "line", [b'{"a": NaN}', b'{"a": Infinity}', b'{"a": "\xed\xa0\x80"}', b"null", b"\t null \r"]
+    "line",
+    [
+        b'{"a": NaN}',
+        b'{"a": Infinity}',
+        b'{"a": [-Inf]}',
+        b'{"a": {"b": -NaN}}',
+        b'{"a": "\xed\xa0\x80"}',
+        b"null",
+        b"\t null \r",
+        b'null {"a": 1}',
+        b'{"a": 1} null',
+        b"",
+    ],
 )
 def test_arrow_is_not_trusted_with_what_strict_json_refuses(line: bytes) -> None:
     assert read_lines_fast(b'{"a": 1}\n' + line + b"\n", JsonSummary()) is None

@@ -157,3 +157,16 @@ async def test_null_then_a_value_at_the_start_is_an_error(tmp_path: Path, first:
     outcome = await parse_bytes(tmp_path, first + b'\n{"a": 2}\n', format="jsonl")
     assert outcome.records == [{"a": 2}]
     assert [e["type"] for e in outcome.errors] == ["json"]
+
+
+@pytest.mark.parametrize("chunk_size", [None, 12])
+async def test_numbers_that_are_not_json_are_errors_wherever_they_stand(
+    tmp_path: Path, chunk_size: int | None
+) -> None:
+    # Arrow reads Inf, -Inf and -NaN too, nested ones included.
+    lines = [b'{"a": [1.5], "b": {"c": 1.5}}'] * 3
+    lines += [b'{"a": [Inf], "b": {"c": 1.5}}', b'{"a": [1.5], "b": {"c": -NaN}}']
+    data = b"\n".join([*lines, lines[0]]) + b"\n"
+    outcome = await parse_bytes(tmp_path, data, format="jsonl", chunk_size=chunk_size)
+    assert len(outcome.records) == 4
+    assert [(e["line"], e["type"]) for e in outcome.errors] == [(4, "json"), (5, "json")]
