@@ -31,6 +31,8 @@ from service.parsing.source import TextSource
 # all the work; once a write pass is certain, that pass takes about as long as the scan.
 EARLY_SCAN_SHARE = 0.9
 SCAN_SHARE = 0.5
+# The header is looked for in this much of the first buffer before all of it.
+HEADER_FIRST_BYTES = 64 * 1024
 
 
 async def parse_csv(
@@ -162,20 +164,18 @@ async def _read_header(  # noqa: C901 - each header failure (too long, left open
             blank_lines += count_lines(buffer, lead)
             buffer = buffer[lead:]
         _refuse_too_many_fields(buffer, delimiter, limits, header=header)
-        examined = min(len(buffer), limits.max_record_bytes + 1)
-        if not text.at_eof and runs_on(buffer, delimiter, examined):
-            first = RecordsRead()  # not one whole record yet: no need to parse it
-        else:
-            first = read_records(
-                buffer,
-                delimiter=delimiter,
-                expected_fields=None,
-                first_line=1 + blank_lines,
-                at_eof=text.at_eof,
-                max_records=1,
-                check_decoding=False,
-                max_record_bytes=limits.max_record_bytes,
+        first = RecordsRead()
+        if len(buffer) > HEADER_FIRST_BYTES:
+            # The reader decodes all it is given, and the buffer holds megabytes: a first
+            # record that ends within its start is read from that start alone.
+            first = _first_record(
+                buffer[:HEADER_FIRST_BYTES], delimiter, 1 + blank_lines, False, limits
             )
+        if not (first.rows or first.errors):
+            examined = min(len(buffer), limits.max_record_bytes + 1)
+            # Not one whole record yet (it runs on past what is examined): no need to parse.
+            if text.at_eof or not runs_on(buffer, delimiter, examined):
+                first = _first_record(buffer, delimiter, 1 + blank_lines, text.at_eof, limits)
         if first.rows or first.errors or text.at_eof:
             break
         if len(buffer) > limits.max_record_bytes:
@@ -212,6 +212,21 @@ async def _read_header(  # noqa: C901 - each header failure (too long, left open
     names = unique_names([displayable(name) for name in fields])
     layout = Layout(delimiter, len(fields), names, encoding, limits.max_record_bytes)
     return _Header(buffer, layout, first.consumed, blank_lines + first.lines, undecodable)
+
+
+def _first_record(
+    data: bytes, delimiter: str, line: int, at_eof: bool, limits: Limits
+) -> RecordsRead:
+    return read_records(
+        data,
+        delimiter=delimiter,
+        expected_fields=None,
+        first_line=line,
+        at_eof=at_eof,
+        max_records=1,
+        check_decoding=False,
+        max_record_bytes=limits.max_record_bytes,
+    )
 
 
 def _refuse_too_many_fields(data: bytes, delimiter: str, limits: Limits, *, header: bool) -> None:

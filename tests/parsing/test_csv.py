@@ -115,6 +115,22 @@ async def test_header_false_names_columns_col1_to_coln(tmp_path: Path) -> None:
     assert outcome.result.dialect == {"delimiter": ",", "quotechar": '"', "header": False}
 
 
+@pytest.mark.parametrize("name_bytes", [10, 70_000])
+async def test_header_ending_within_or_past_the_start_of_a_large_first_buffer(
+    tmp_path: Path, name_bytes: int
+) -> None:
+    """The header is looked for in the first 64 KiB of the buffer, then in all of it: a
+    quoted name over several lines that runs past that start is read whole either way."""
+    long_name = "x\n" * (name_bytes // 2)
+    rows = 20_000 if name_bytes < 100 else 20  # either way the first buffer passes 64 KiB
+    body = "".join(f"{n},{n % 7}\n" for n in range(rows))
+    data = csv_bytes('"' + long_name + '",b') + body.encode()
+    outcome = await parse_bytes(tmp_path, data, max_column_name_bytes=100_000)
+    assert list(outcome.columns) == [long_name, "b"]
+    assert len(outcome.records) == rows
+    assert outcome.records[-1] == {long_name: rows - 1, "b": (rows - 1) % 7}
+
+
 async def test_blank_and_duplicate_header_names_are_made_unique(tmp_path: Path) -> None:
     outcome = await parse_bytes(tmp_path, csv_bytes("id,,name,id,name,", "1,2,3,4,5,6"))
     assert list(outcome.records[0]) == ["id", "col2", "name", "id_2", "name_2", "col6"]

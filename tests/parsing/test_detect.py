@@ -6,9 +6,13 @@ import gzip
 import zlib
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from service.parsing import detect
 from tests.parsing.support import failure_code, parse_bytes
 
 CSV = b"a,b\n1,2\n"
@@ -106,3 +110,37 @@ async def test_progress_counts_compressed_bytes(tmp_path: Path) -> None:
     assert all(p.bytes_total == len(data) for p in outcome.progress)
     assert all(p.bytes_done <= len(data) for p in outcome.progress)
     assert zlib.crc32(outcome.result_text.encode()) != 0
+
+
+_SNIFF_PIECES = ["a", "b", ",", ";", "|", "\t", '"', "\n", "\r", "\r\n", " ", "é"]
+
+
+@given(
+    st.lists(st.sampled_from(_SNIFF_PIECES), max_size=300).map(lambda pieces: "".join(pieces)),
+    st.integers(min_value=0, max_value=1),
+    st.integers(min_value=1, max_value=120),
+    st.booleans(),
+)
+@settings(max_examples=500, deadline=None)
+def test_sniffing_a_prefix_chooses_as_the_whole_sample(
+    text: str, drop: int, prefix: int, at_eof: bool
+) -> None:
+    """The sniffer reads the start of the sample first; whatever it decides from that start
+    must be what the whole sample decides (few records and short starts here, so both the
+    early answer and the fallback are exercised; `drop` may cut the last character short)."""
+    encoded = text.encode("utf-8")
+    sample = encoded[: len(encoded) - drop]
+    with (
+        mock.patch.object(detect, "_SNIFF_FIRST_BYTES", prefix),
+        mock.patch.object(detect, "_SNIFF_RECORDS", 4),
+        mock.patch.object(detect._field_counts, "__defaults__", (4,)),
+    ):
+        whole = detect._sniff(sample, at_eof=at_eof, prefix=False) or ","
+        assert detect.sniff_delimiter(sample, at_eof=at_eof) == whole
+
+
+def test_binary_check_counts_control_bytes() -> None:
+    text = b"a,b\n" * 10
+    assert not detect.looks_binary(text + b"\x01" * 10)
+    assert detect.looks_binary(text + b"\x01\x02\x1f" * 10)
+    assert not detect.looks_binary(text + b"\t\x0b\x0c\x1b\r" * 10)
