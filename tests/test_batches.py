@@ -5,6 +5,7 @@ burst loses or repeats nothing. Uploads arriving together share their directory'
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import signal
 import threading
@@ -15,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvloop
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import text
 
@@ -26,7 +28,7 @@ from service.models import Job, JobPublic, JobStatus
 from service.runner import lifecycle, outputs, worker
 from service.runner.execute import execute_claimed, execute_many
 from service.runner.executors import inprocess
-from service.runner.executors.pool import WorkerDied
+from service.runner.executors.pool import ProcessPool, WorkerDied
 from service.storage import AttemptPaths, job_paths
 from tests.apps import settings_with
 from tests.helpers import ndjson, wait_until
@@ -178,6 +180,30 @@ async def test_the_rows_a_batch_returns_answer_as_a_read_of_the_jobs_would(
         assert returned.status is JobStatus.succeeded
         assert returned.model_dump_json() == read.model_dump_json()
         assert etag_of(returned) == etag_of(read)
+
+
+def _no_setup() -> None: ...
+
+
+def _payload(size: int) -> bytes:
+    return b"x" * size
+
+
+def test_a_worker_answer_larger_than_the_pipe_arrives_whole() -> None:
+    """A batch's finished rows can exceed what one write to the worker's pipe carries. Under
+    uvloop, which leaves the pipe non-blocking once it has watched it, the answer must still
+    be read whole, and nothing of it left to be taken for the next task's answer."""
+
+    async def run() -> None:
+        pool = ProcessPool(1, multiprocessing.get_context("forkserver"), _no_setup)
+        await pool.start()
+        try:
+            for size in (10, 100_000, 1_000_000, 5):
+                assert await pool.run(_payload, size) == b"x" * size
+        finally:
+            await pool.close()
+
+    uvloop.run(run())
 
 
 def claimed_job(settings: Settings, content: bytes) -> Job:
