@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -56,9 +57,9 @@ async def run_service(config: Settings) -> AsyncIterator[Runtime]:
     sessions = session_factory(engine)
     runtime: Runtime | None = None
 
-    async def job_done(job_id: str) -> None:
+    async def job_done(job_id: str, row: dict[str, Any] | None) -> None:
         if runtime is not None:
-            await runtime.job_done(job_id)
+            await runtime.job_done(job_id, row)
 
     executor = create_executor(config, sessions, job_done)
     runtime = Runtime(

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
 from service.db import SessionFactory
 from service.jobs.conversions import Conversions
-from service.jobs.views import JobViews
+from service.jobs.views import JobViews, Snapshot
 from service.metrics import Metrics
+from service.models import Job
 from service.runner.executors import Executor
 from service.upload.admission import Admission
 from service.upload.recorder import JobRecorder
@@ -34,8 +36,12 @@ class Runtime:
         self.admission.accepting = False
         self.executor.pause()
 
-    async def job_done(self, job_id: str) -> None:
-        """A job ran in this process's pool: wake its watchers, count it."""
-        snapshot = await self.views.reload(job_id)
+    async def job_done(self, job_id: str, row: dict[str, Any] | None = None) -> None:
+        """A job ran in this process's pool: wake its watchers, count it. `row` is the job as
+        its worker left it, when it succeeded there; otherwise the job is read again."""
+        if row is not None:
+            snapshot: Snapshot | None = self.views.put(Job(**row))
+        else:
+            snapshot = await self.views.reload(job_id)
         if snapshot is not None and snapshot.job.done:
             self.metrics.job_finished(snapshot.job)

@@ -5,6 +5,7 @@ burst loses or repeats nothing. Uploads arriving together share their directory'
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import signal
 import threading
@@ -15,17 +16,19 @@ from typing import Any
 
 import httpx
 import pytest
+import uvloop
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import text
 
 from service import storage
 from service.config import Settings
 from service.db import SessionFactory, create_engine, session_factory, transaction
-from service.models import Job, JobStatus
+from service.jobs.views import etag_of
+from service.models import Job, JobPublic, JobStatus
 from service.runner import lifecycle, outputs, worker
-from service.runner.execute import execute_many
+from service.runner.execute import execute_claimed, execute_many
 from service.runner.executors import inprocess
-from service.runner.executors.pool import WorkerDied
+from service.runner.executors.pool import ProcessPool, WorkerDied
 from service.storage import AttemptPaths, job_paths
 from tests.apps import settings_with
 from tests.helpers import ndjson, wait_until
@@ -161,6 +164,96 @@ async def test_a_job_whose_output_cannot_be_published_fails_alone(
     assert failed.status is JobStatus.failed and failed.error_code == "io_error"
     for n in (1, 2):
         assert (await row(sessions, job_ids[n])).status is JobStatus.succeeded
+
+
+async def test_the_rows_a_batch_returns_answer_as_a_read_of_the_jobs_would(
+    narrow: Settings, sessions: SessionFactory
+) -> None:
+    """The API answers a job's waiters with the row its worker returns, without reading it:
+    the job must look the same, byte for byte, as when read from the database."""
+    job_ids = await queue(narrow, sessions, [small_csv(n) for n in range(3)])
+    finished = await execute_many(job_ids, narrow, sessions)
+    assert sorted(finished) == sorted(job_ids)
+    for job_id in job_ids:
+        returned = JobPublic.from_job(Job(**finished[job_id]))
+        read = JobPublic.from_job(await row(sessions, job_id))
+        assert returned.status is JobStatus.succeeded
+        assert returned.model_dump_json() == read.model_dump_json()
+        assert etag_of(returned) == etag_of(read)
+
+
+def _no_setup() -> None: ...
+
+
+def _payload(size: int) -> bytes:
+    return b"x" * size
+
+
+def test_a_worker_answer_larger_than_the_pipe_arrives_whole() -> None:
+    """A batch's finished rows can exceed what one write to the worker's pipe carries. Under
+    uvloop, which leaves the pipe non-blocking once it has watched it, the answer must still
+    be read whole, and nothing of it left to be taken for the next task's answer."""
+
+    async def run() -> None:
+        pool = ProcessPool(1, multiprocessing.get_context("forkserver"), _no_setup)
+        await pool.start()
+        try:
+            for size in (10, 100_000, 1_000_000, 5):
+                assert await pool.run(_payload, size) == b"x" * size
+        finally:
+            await pool.close()
+
+    uvloop.run(run())
+
+
+def claimed_job(settings: Settings, content: bytes) -> Job:
+    """A job as an upload with `Prefer: wait` records it while a worker is idle."""
+    job = queued_job(settings.data_dir, content)
+    job.status, job.attempts = JobStatus.running, 1
+    job.started_at = job.heartbeat_at = job.created_at
+    return job
+
+
+async def test_a_job_claimed_when_accepted_runs_under_that_claim(
+    narrow: Settings, sessions: SessionFactory
+) -> None:
+    job = claimed_job(narrow, small_csv(1))
+    await add_queued_jobs(sessions, job)
+    for check in (False, True):  # confirming a claim that holds changes nothing
+        finished = await execute_claimed(job, narrow, sessions, check=check)
+        stored = await row(sessions, job.id)
+        assert (stored.status, stored.attempts) == (JobStatus.succeeded, 1)
+        assert finished[job.id]["status"] is JobStatus.succeeded
+        assert result_of(narrow, job.id) == expected_rows(1)
+        async with transaction(sessions) as session:  # as accepted again, for the second run
+            await session.merge(job)
+
+
+async def test_a_claim_made_when_accepted_that_no_longer_holds_is_not_used(
+    narrow: Settings, sessions: SessionFactory
+) -> None:
+    """A job claimed when accepted that waited too long for a worker was queued again (its
+    heartbeat went stale): the worker confirms the claim, finds it gone, claims anew."""
+    job = claimed_job(narrow, small_csv(2))
+    await add_queued_jobs(sessions, job)
+    await lifecycle.requeue(sessions, job.id)
+    await execute_claimed(job, narrow, sessions, check=True)
+    stored = await row(sessions, job.id)
+    assert (stored.status, stored.attempts) == (JobStatus.succeeded, 2)
+    assert result_of(narrow, job.id) == expected_rows(2)
+
+
+async def test_a_claim_made_when_accepted_gives_way_to_a_cancel(
+    narrow: Settings, sessions: SessionFactory
+) -> None:
+    job = claimed_job(narrow, small_csv(3))
+    await add_queued_jobs(sessions, job)
+    async with transaction(sessions) as session:
+        stored = await session.get(Job, job.id)
+        assert stored is not None
+        assert await lifecycle.cancel(session, stored, timedelta(hours=1))
+    assert await execute_claimed(job, narrow, sessions, check=True) == {}
+    assert (await row(sessions, job.id)).status is JobStatus.cancelled
 
 
 # --- a real server killed with -9 in the middle of a burst --------------------------------
@@ -315,7 +408,7 @@ async def test_jobs_of_a_batch_whose_worker_died_are_not_charged_for_it(
     job_ids = await queue(narrow, sessions, [small_csv(n) for n in range(6)])
     finished: list[str] = []
 
-    async def on_done(job_id: str) -> None:
+    async def on_done(job_id: str, row: object = None) -> None:
         finished.append(job_id)
 
     executor = inprocess.InProcessExecutor(narrow, sessions, on_done)

@@ -101,8 +101,8 @@ async def submit_job(
     ] = None,
 ) -> JobPublic:
     """Upload a file (multipart field `file`, or the raw body) and start a job that parses it."""
-    submitted = await submission.submit(request, runtime, owner, query)
     wait = preferred_wait(prefer)
+    submitted = await submission.submit(request, runtime, owner, query, start=wait is not None)
     if submitted.created and wait is None:
         background.add_task(submission.dispatch, runtime, submitted.job.id)
     job = await submission.answer(runtime, submitted, owner, wait)

@@ -27,14 +27,19 @@ def new_job(
     stored: StoredFile,
     retention: timedelta,
     idempotency_key: str | None = None,
+    claimed: bool = False,
 ) -> Job:
-    """The row of a job just accepted: queued, with its stored upload described."""
+    """The row of a job just accepted, with its stored upload described: queued, or with
+    `claimed` already running under its first attempt (a worker starts it at once)."""
     now = utcnow()
     return Job(
         id=job_id,
         owner=owner,
         idempotency_key=idempotency_key,
-        status=JobStatus.queued,
+        status=JobStatus.running if claimed else JobStatus.queued,
+        attempts=1 if claimed else 0,
+        started_at=now if claimed else None,
+        heartbeat_at=now if claimed else None,
         created_at=now,
         updated_at=now,
         expires_at=now + retention,

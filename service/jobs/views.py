@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from service.db import SessionFactory
 from service.errors import NotFound
 from service.jobs import queries
-from service.models import JobPublic
+from service.models import Job, JobPublic
 
 # How long a snapshot may be served: unfinished jobs change with every progress write;
 # finished ones only when deleted or expired.
@@ -87,6 +87,16 @@ class JobViews:
         if row is None:
             self._snapshots.pop(job_id, None)
             return None
+        return self._keep(row)
+
+    def put(self, row: Job) -> Snapshot:
+        """The job's row as this process just learnt it (a worker of its pool left it so):
+        keep it, and wake everyone waiting on the job, without reading it again."""
+        snapshot = self._keep(row)
+        self._wake(row.id)
+        return snapshot
+
+    def _keep(self, row: Job) -> Snapshot:
         job = JobPublic.from_job(row)
         snapshot = Snapshot(
             job=job,
@@ -95,11 +105,16 @@ class JobViews:
             etag=etag_of(job),
             taken_at=time.monotonic(),
         )
-        self._snapshots[job_id] = snapshot
-        self._snapshots.move_to_end(job_id)
+        self._snapshots[row.id] = snapshot
+        self._snapshots.move_to_end(row.id)
         while len(self._snapshots) > MAX_SNAPSHOTS:
             self._snapshots.popitem(last=False)
         return snapshot
+
+    @staticmethod
+    def unkept(job: JobPublic, owner: str) -> Snapshot:
+        """A snapshot of a job as its caller holds it, kept nowhere (its body is not rendered)."""
+        return Snapshot(job, owner, b"", etag_of(job), time.monotonic())
 
     def changed(self, job_id: str) -> None:
         """This process changed the job: forget its snapshot and wake everyone waiting on it."""
@@ -140,11 +155,18 @@ class JobViews:
         since: str | None,
         timeout: float,
         until_done: bool = False,
+        known: Snapshot | None = None,
     ) -> Snapshot:
-        """The job once its ETag differs from `since` (or it is done), or after `timeout`."""
+        """The job once its ETag differs from `since` (or it is done), or after `timeout`.
+
+        `known`: the job as the caller just made it (an upload's new row), taken as the first
+        look instead of a read."""
         deadline = time.monotonic() + timeout
         while True:
-            snapshot = await self.get(job_id, owner)
+            if known is not None:
+                snapshot, known = known, None
+            else:
+                snapshot = await self.get(job_id, owner)
             changed = since is not None and snapshot.etag != since
             if snapshot.job.done or (changed and not until_done):
                 return snapshot

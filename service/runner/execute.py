@@ -29,6 +29,10 @@ logger = logging.getLogger(__name__)
 # A file that kills its worker this many times fails instead of being retried for ever.
 MAX_ATTEMPTS = 5
 
+Finished = dict[str, dict[str, Any]]
+"""The rows of the jobs that succeeded here, by job id, as plain values (they go back to the
+API process, which answers the jobs' waiters with them instead of reading them again)."""
+
 
 def parse_options(job: Job, settings: Settings) -> parsing.ParseOptions:
     """What the parser needs: the job's options (validated when it was accepted) and limits."""
@@ -113,13 +117,13 @@ class _Parsed:
 
 async def execute(
     job_id: str, settings: Settings, sessions: SessionFactory, *, wait_for_owner: bool = False
-) -> None:
+) -> Finished:
     """Run one job to a final state, unless another worker owns it or it was cancelled.
 
     With `wait_for_owner` (a message that may come back while the job's worker still runs),
     a job found running is claimed once its heartbeat goes stale: see `claim_from_owner`.
     """
-    await execute_many([job_id], settings, sessions, wait_for_owner=wait_for_owner)
+    return await execute_many([job_id], settings, sessions, wait_for_owner=wait_for_owner)
 
 
 async def execute_many(
@@ -128,14 +132,14 @@ async def execute_many(
     sessions: SessionFactory,
     *,
     wait_for_owner: bool = False,
-) -> None:
+) -> Finished:
     """Run a batch of jobs to their final states, sharing the durable work between them.
 
     The batch is claimed in one transaction, parsed a few at a time, its result files made
     durable together (every file fsync'd, then renamed, then every directory fsync'd), and
     the jobs that succeeded finish in one transaction. Each job keeps its own fate: one that
     fails, is cancelled or cannot be written ends alone, the others go on. Jobs that another
-    worker owns are skipped.
+    worker owns are skipped. Returns the rows of those that succeeded.
     """
     jobs = await lifecycle.retrying(
         "claiming the job",
@@ -146,21 +150,42 @@ async def execute_many(
         job = await lifecycle.claim_from_owner(sessions, job_ids[0], settings)
         jobs = [job] if job is not None else []
     if not jobs:
-        return
+        return {}
+    return await _run_beating(jobs, settings, sessions)
+
+
+async def execute_claimed(
+    job: Job, settings: Settings, sessions: SessionFactory, *, check: bool = False
+) -> Finished:
+    """Run a job that was claimed for this worker when it was accepted (`Job` as recorded
+    then, running under its first attempt): the claim's transaction is saved. With `check`
+    (the job waited before it got here), its claim is confirmed first by a heartbeat; one
+    that no longer holds (the job was queued again meanwhile) is claimed as usual."""
+    if check and not await lifecycle.beat(sessions, job.id, job.attempts):
+        return await execute_many([job.id], settings, sessions)
+    return await _run_beating([job], settings, sessions)
+
+
+async def _run_beating(
+    jobs: Sequence[Job], settings: Settings, sessions: SessionFactory
+) -> Finished:
+    """Run claimed jobs, beating for them until they end."""
     heart = asyncio.create_task(
         keep_beating(
             sessions, [(job.id, job.attempts) for job in jobs], settings.heartbeat_interval_s
         )
     )
     try:
-        await _run_claimed(jobs, settings, sessions)
+        return await _run_claimed(jobs, settings, sessions)
     finally:
         heart.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await heart
 
 
-async def _run_claimed(jobs: Sequence[Job], settings: Settings, sessions: SessionFactory) -> None:
+async def _run_claimed(
+    jobs: Sequence[Job], settings: Settings, sessions: SessionFactory
+) -> Finished:
     retention = timedelta(hours=settings.retention_hours)
     runnable: list[Job] = []
     for job in jobs:
@@ -182,7 +207,7 @@ async def _run_claimed(jobs: Sequence[Job], settings: Settings, sessions: Sessio
 
     each = zip(runnable, attempts, made, strict=True)
     parsed = await asyncio.gather(*(run(*job) for job in each))
-    await _publish_and_finish([p for p in parsed if p is not None], sessions, retention)
+    return await _publish_and_finish([p for p in parsed if p is not None], sessions, retention)
 
 
 async def _parse_one(
@@ -243,10 +268,10 @@ def _success(parsed: _Parsed) -> lifecycle.Ending:
 
 async def _publish_and_finish(
     batch: Sequence[_Parsed], sessions: SessionFactory, retention: timedelta
-) -> None:
+) -> Finished:
     """Make the batch's results durable together, then record every success in one commit."""
     if not batch:
-        return
+        return {}
     errors = await asyncio.to_thread(outputs.publish_many, [p.paths for p in batch])
     published: list[_Parsed] = []
     for parsed, error in zip(batch, errors, strict=True):
@@ -261,21 +286,24 @@ async def _publish_and_finish(
             message = _io_message(error)
             await _fail(sessions, job.id, job.attempts, retention, "io_error", message)
     if not published:
-        return
+        return {}
     endings = [_success(parsed) for parsed in published]
     applied = await lifecycle.retrying(
         "recording the result",
         endings[0].job_id,
         lambda: lifecycle.finish_many(sessions, endings, retention=retention),
     )
-    for parsed, succeeded in zip(published, applied, strict=True):
+    finished: Finished = {}
+    for parsed, row in zip(published, applied, strict=True):
         result = parsed.result
         log = {"job_id": parsed.job.id, "attempt": parsed.job.attempts}
-        if succeeded:
+        if row is not None:
+            finished[parsed.job.id] = row
             extra = {**log, "rows": result.rows, "rows_failed": result.rows_failed}
             logger.info("job succeeded", extra={**extra, "seconds": round(parsed.seconds, 3)})
         else:
             logger.info("job stopped: no longer running under this attempt", extra=log)
+    return finished
 
 
 async def _fail_with_report(

@@ -179,7 +179,7 @@ async def finish(
 ) -> bool:
     """Move a running job to its final state; False if this attempt no longer owns it."""
     ending = Ending(job_id, attempt, status, values)
-    return (await finish_many(sessions, [ending], retention=retention))[0]
+    return (await finish_many(sessions, [ending], retention=retention))[0] is not None
 
 
 @dataclass(frozen=True)
@@ -194,15 +194,19 @@ class Ending:
 
 async def finish_many(
     sessions: SessionFactory, endings: Sequence[Ending], *, retention: timedelta
-) -> list[bool]:
-    """`finish` for several jobs in one transaction (one commit); for each, whether its
-    attempt still owned the job (a job cancelled meanwhile keeps its cancellation)."""
+) -> list[dict[str, Any] | None]:
+    """`finish` for several jobs in one transaction (one commit); for each, the job's row as
+    it now stands (column values), or None if its attempt no longer owned the job (a job
+    cancelled meanwhile keeps its cancellation). The rows come back with the update itself
+    (RETURNING), so whoever waits for the job can be answered without reading it again; the
+    update is stated on the table rather than through the ORM, which costs a third more."""
     now = utcnow()
-    applied: list[bool] = []
+    applied: list[dict[str, Any] | None] = []
+    table = Job.metadata.tables[Job.__tablename__]
     async with transaction(sessions) as session:
         for ending in endings:
             done = await session.exec(
-                update(Job)
+                update(table)
                 .where(owned(ending.job_id, ending.attempt))
                 .values(
                     status=ending.status,
@@ -212,8 +216,10 @@ async def finish_many(
                     eta_seconds=0.0 if ending.status is JobStatus.succeeded else None,
                     **ending.values,
                 )
+                .returning(*table.columns)
             )
-            applied.append(rowcount(done) == 1)
+            row = done.one_or_none()
+            applied.append(None if row is None else dict(row._mapping))
     return applied
 
 

@@ -14,13 +14,15 @@ import signal
 import sys
 from dataclasses import dataclass
 from multiprocessing import forkserver
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
 from service.db import SessionFactory, create_engine, session_factory
 from service.logs import configure_logging
-from service.runner.execute import execute, execute_many
+from service.models import Job
+from service.runner.execute import Finished, execute, execute_claimed, execute_many
 
 
 @dataclass
@@ -51,18 +53,29 @@ def _state_for(settings: Settings) -> _WorkerState:
     return state
 
 
-def run_job(job_id: str, settings: Settings, *, wait_for_owner: bool = False) -> None:
+def run_job(job_id: str, settings: Settings, *, wait_for_owner: bool = False) -> Finished:
     """Run one job to completion in this process (blocking); see `execute`."""
     state = _state_for(settings)
-    state.loop.run_until_complete(
+    finished = state.loop.run_until_complete(
         execute(job_id, settings, state.sessions, wait_for_owner=wait_for_owner)
+    )
+    return finished
+
+
+def run_claimed(row: dict[str, Any], settings: Settings, *, check: bool) -> Finished:
+    """Run a job claimed when it was accepted (its row as recorded then); see
+    `execute_claimed`."""
+    state = _state_for(settings)
+    job = Job(**row)
+    return state.loop.run_until_complete(
+        execute_claimed(job, settings, state.sessions, check=check)
     )
 
 
-def run_jobs(job_ids: list[str], settings: Settings) -> None:
+def run_jobs(job_ids: list[str], settings: Settings) -> Finished:
     """Run a batch of jobs in this process (blocking); see `execute_many`."""
     state = _state_for(settings)
-    state.loop.run_until_complete(execute_many(job_ids, settings, state.sessions))
+    return state.loop.run_until_complete(execute_many(job_ids, settings, state.sessions))
 
 
 def init_pool_process(priority: str = "idle") -> None:

@@ -20,7 +20,7 @@ from service.errors import (
     UnprocessableContent,
 )
 from service.jobs import queries
-from service.models import Job, JobPublic, new_job_id
+from service.models import Job, JobPublic, JobStatus, new_job_id
 from service.options import JobOptions
 from service.runtime import Runtime
 from service.storage import job_paths, remove_job_files
@@ -56,10 +56,15 @@ class Submitted:
     created: bool  # False: an idempotent retry answered with the original job
 
 
-async def submit(request: Request, runtime: Runtime, owner: str, query: SubmitQuery) -> Submitted:
-    """Store the uploaded file durably and record its job; both are on disk when this returns."""
+async def submit(
+    request: Request, runtime: Runtime, owner: str, query: SubmitQuery, *, start: bool = False
+) -> Submitted:
+    """Store the uploaded file durably and record its job; both are on disk when this returns.
+
+    With `start` (the client waits for the job), a job that a worker can start at once is
+    recorded already claimed for it: see `record_job`."""
     try:
-        return await _submit(request, runtime, owner, query)
+        return await _submit(request, runtime, owner, query, start)
     except ProblemError as refused:
         runtime.metrics.uploads.labels(outcome=str(refused.status)).inc()
         raise
@@ -76,7 +81,9 @@ class _Request:
     expected_sha256: str | None
 
 
-async def _submit(request: Request, runtime: Runtime, owner: str, query: SubmitQuery) -> Submitted:
+async def _submit(
+    request: Request, runtime: Runtime, owner: str, query: SubmitQuery, start: bool
+) -> Submitted:
     media_type, content_encoding = check_media_type(request)
     declared = check_declared_size(request, media_type, runtime.settings.max_upload_bytes)
     upload = _Request(
@@ -85,7 +92,7 @@ async def _submit(request: Request, runtime: Runtime, owner: str, query: SubmitQ
     key = idempotency_key(request)
     if key is None:
         await runtime.admission.check(declared)
-        return Submitted(await _store(runtime, upload, owner), True)
+        return Submitted(await _store(runtime, upload, owner, start=start), True)
     in_flight = (owner, key)
     if in_flight in runtime.uploads_in_flight:
         raise Conflict("An upload with this Idempotency-Key is still in progress.")
@@ -96,7 +103,7 @@ async def _submit(request: Request, runtime: Runtime, owner: str, query: SubmitQ
         if original is not None:
             return Submitted(await _replay(runtime, upload, original), False)
         await runtime.admission.check(declared)
-        return Submitted(await _store(runtime, upload, owner, key), True)
+        return Submitted(await _store(runtime, upload, owner, key, start=start), True)
     finally:
         runtime.uploads_in_flight.discard(in_flight)
 
@@ -127,18 +134,31 @@ async def _receive(runtime: Runtime, upload: _Request, destination: Path | None)
     )
 
 
-async def _store(runtime: Runtime, upload: _Request, owner: str, key: str | None = None) -> Job:
+async def _store(
+    runtime: Runtime, upload: _Request, owner: str, key: str | None = None, *, start: bool = False
+) -> Job:
     job_id = new_job_id()
     stored = await _receive(runtime, upload, job_paths(runtime.settings.data_dir, job_id).upload)
-    return await record_job(runtime, job_id, owner, stored, key)
+    return await record_job(runtime, job_id, owner, stored, key, start=start)
 
 
 async def record_job(
-    runtime: Runtime, job_id: str, owner: str, stored: Upload, key: str | None = None
+    runtime: Runtime,
+    job_id: str,
+    owner: str,
+    stored: Upload,
+    key: str | None = None,
+    *,
+    start: bool = False,
 ) -> Job:
     """Record the queued job of an upload already stored durably at its job's upload path,
     through the group commit; every way of uploading ends here. If the job cannot be
-    recorded, its files are removed and the refusal raised."""
+    recorded, its files are removed and the refusal raised.
+
+    With `start`, when a worker of this process is idle, the job is recorded already claimed
+    (running, first attempt) in the same commit, and `dispatch` hands it to that worker: the
+    claim's own transaction is saved. Should this process die before the job ends, the
+    job's state is as if a worker had claimed it (start-up queues it again)."""
     settings = runtime.settings
     paths = job_paths(settings.data_dir, job_id)
     job = queries.new_job(
@@ -151,6 +171,7 @@ async def record_job(
         stored=stored.stored,
         retention=timedelta(hours=settings.retention_hours),
         idempotency_key=key,
+        claimed=start and runtime.executor.can_claim_on_accept(),
     )
     try:
         await runtime.recorder.record(job)
@@ -180,10 +201,13 @@ async def _replay(runtime: Runtime, upload: _Request, original: Job) -> Job:
     return original
 
 
-async def dispatch(runtime: Runtime, job_id: str) -> None:
+async def dispatch(runtime: Runtime, job_id: str, claimed: Job | None = None) -> None:
     """Hand the job to the executor; if that fails, the sweep hands it over again later."""
     try:
-        await runtime.executor.submit(job_id)
+        if claimed is not None:
+            await runtime.executor.submit_claimed(claimed)
+        else:
+            await runtime.executor.submit(job_id)
     except Exception:
         logger.exception("job dispatch failed; it stays queued", extra={"job_id": job_id})
 
@@ -198,8 +222,14 @@ async def answer(
     if wait is None:
         return job
     if submitted.created:
-        await dispatch(runtime, job.id)
+        claimed = submitted.job if submitted.job.status is JobStatus.running else None
+        await dispatch(runtime, job.id, claimed)
     finished = await runtime.views.next_version(
-        job.id, owner, since=None, timeout=wait, until_done=True
+        job.id,
+        owner,
+        since=None,
+        timeout=wait,
+        until_done=True,
+        known=runtime.views.unkept(job, owner) if submitted.created else None,
     )
     return finished.job

@@ -5,7 +5,10 @@ offers; `service.main` chooses one, so nothing that merely holds an executor loa
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from service.models import Job
 
 
 class Executor(Protocol):
@@ -15,6 +18,16 @@ class Executor(Protocol):
 
     async def submit(self, job_id: str) -> None:
         """Hand the job over; never fails: what cannot be handed over now is kept and retried."""
+        ...
+
+    def can_claim_on_accept(self) -> bool:
+        """Whether a job accepted now may be recorded already claimed (running, first
+        attempt) and handed over with `submit_claimed`: a worker of this process would start
+        it at once, so its claim's own transaction can be saved."""
+        ...
+
+    async def submit_claimed(self, job: Job) -> None:
+        """Hand over a job recorded already claimed; it runs next, under that claim."""
         ...
 
     async def missing(self, queued: Sequence[str], total: int) -> Sequence[str]:
@@ -32,4 +45,6 @@ class Executor(Protocol):
         ...
 
 
-JobDone = Callable[[str], Awaitable[None]]
+JobDone = Callable[[str, dict[str, Any] | None], Awaitable[None]]
+"""Hears of a job run in this process's pool: its id, and its row as the worker left it when
+it succeeded (None otherwise: the row is to be read)."""

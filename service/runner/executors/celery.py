@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from celery import Celery
 
 from service.config import Settings
+from service.models import Job
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,13 @@ class CeleryExecutor:
     async def start(self) -> None:
         self._started = True
         self._publisher = asyncio.create_task(self._publish_pending(), name="ingest-publisher")
+
+    def can_claim_on_accept(self) -> bool:
+        """Never: which worker takes a job is the broker's choice, made later."""
+        return False
+
+    async def submit_claimed(self, job: Job) -> None:
+        await self.submit(job.id)
 
     async def submit(self, job_id: str) -> None:
         """Publish the job's message; if the broker is down, the publisher keeps trying."""

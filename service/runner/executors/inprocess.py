@@ -2,7 +2,9 @@
 
 Parsing is CPU-bound, so it runs in separate processes: the API's event loop only hands
 over job ids and awaits their completion. Small jobs waiting together go to a worker as one
-batch (see `execute_many`): a job that finds the queue empty goes alone, at once.
+batch (see `execute_many`): a job that finds the queue empty goes alone, at once. A job
+whose client waits for it (`Prefer: wait`), accepted while a worker is idle, is recorded
+already claimed, and goes to that worker ahead of the queue (see `execute_claimed`).
 """
 
 from __future__ import annotations
@@ -12,12 +14,16 @@ import functools
 import logging
 import multiprocessing
 import os
+import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from service.config import Settings
 from service.db import SessionFactory
+from service.models import Job
 from service.runner import lifecycle, worker
+from service.runner.executors import JobDone
 from service.runner.executors.pool import POOL_PARENT_PID_ENV, ProcessPool, WorkerDied
 from service.storage import job_paths
 
@@ -27,6 +33,9 @@ logger = logging.getLogger(__name__)
 # time; a larger one always goes alone, so a batch stays short.
 SMALL_JOB_BYTES = 1 << 20
 BATCH_MAX = 32
+# A job claimed when accepted that waited longer than this for a worker (every worker took
+# another job meanwhile) has its claim confirmed before it runs: see `execute_claimed`.
+CLAIM_UNCHECKED_S = 1.0
 
 
 def _new_pool(size: int, priority: str) -> ProcessPool:
@@ -50,7 +59,7 @@ class InProcessExecutor:
         self,
         settings: Settings,
         sessions: SessionFactory,
-        on_done: Callable[[str], Awaitable[None]],
+        on_done: JobDone,
     ) -> None:
         self._settings = settings
         self._sessions = sessions
@@ -59,6 +68,8 @@ class InProcessExecutor:
         self._queued = asyncio.Event()
         self._waiting: set[str] = set()
         self._solo: set[str] = set()  # jobs whose batch killed its worker: they go alone
+        # Jobs claimed when accepted: their rows as recorded then, and when they came here.
+        self._claimed: dict[str, tuple[dict[str, Any], float]] = {}
         self._running: set[str] = set()
         self._consumers: list[asyncio.Task[None]] = []
         self._pool: ProcessPool | None = None
@@ -81,6 +92,20 @@ class InProcessExecutor:
             self._queue.append(job_id)
             self._queued.set()
 
+    def can_claim_on_accept(self) -> bool:
+        """A worker is idle and nothing waits for one: a job accepted now would start at once."""
+        idle = len(self._consumers) - len(self._busy)
+        return not self._paused and not self._queue and idle > 0
+
+    async def submit_claimed(self, job: Job) -> None:
+        """Run a job recorded already claimed (running, first attempt) next, alone."""
+        if job.id in self._waiting or job.id in self._running:
+            return
+        self._claimed[job.id] = (job.model_dump(), time.monotonic())
+        self._waiting.add(job.id)
+        self._queue.appendleft(job.id)
+        self._queued.set()
+
     async def missing(self, queued: Sequence[str], total: int) -> Sequence[str]:
         """Queued jobs this process neither waits on nor runs (a claim that failed for want
         of disk space, a job queued again by the recovery sweep)."""
@@ -102,6 +127,8 @@ class InProcessExecutor:
     def _take(self) -> list[str]:
         """The next job, with the small ones queued right behind it if it is small."""
         batch = [self._queue.popleft()]
+        if batch[0] in self._claimed:
+            return batch
         if self._small(batch[0]):
             while self._queue and len(batch) < BATCH_MAX and self._small(self._queue[0]):
                 batch.append(self._queue.popleft())
@@ -128,11 +155,18 @@ class InProcessExecutor:
 
     async def _run(self, batch: list[str]) -> None:
         assert self._pool is not None
+        claimed = self._claimed.pop(batch[0], None)
         try:
-            if len(batch) == 1:
-                await self._pool.run(worker.run_job, batch[0], self._settings)
+            if claimed is not None:
+                row, since = claimed
+                check = time.monotonic() - since > CLAIM_UNCHECKED_S
+                finished = await self._pool.run(
+                    functools.partial(worker.run_claimed, check=check), row, self._settings
+                )
+            elif len(batch) == 1:
+                finished = await self._pool.run(worker.run_job, batch[0], self._settings)
             else:
-                await self._pool.run(worker.run_jobs, batch, self._settings)
+                finished = await self._pool.run(worker.run_jobs, batch, self._settings)
         except WorkerDied as died:
             if self._paused:
                 return  # stopped at shutdown: the job resumes at the next start
@@ -152,7 +186,7 @@ class InProcessExecutor:
             return
         self._solo.difference_update(batch)
         for job_id in batch:
-            await self._on_done(job_id)
+            await self._on_done(job_id, (finished or {}).get(job_id))
 
     def pause(self) -> None:
         """Start no more jobs; those running go on."""

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import pickle
+import struct
 from collections.abc import Callable
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -84,6 +87,37 @@ async def _readable(*fds: int) -> None:
             loop.remove_reader(fd)
 
 
+async def _read_exactly(fd: int, size: int, sentinel: int) -> bytes:
+    """`size` bytes from the non-blocking `fd`, waiting on the loop while they arrive."""
+    data = bytearray()
+    while len(data) < size:
+        try:
+            chunk = os.read(fd, size - len(data))
+        except BlockingIOError:
+            if wait([sentinel], 0):
+                raise EOFError from None  # the worker exited mid-message
+            await _readable(fd, sentinel)
+            continue
+        if not chunk:
+            raise EOFError  # the worker's end is closed: it died
+        data += chunk
+    return bytes(data)
+
+
+async def _receive(connection: Connection, sentinel: int) -> Any:
+    """The next message a worker sent (`Connection.send`'s framing), read on the loop.
+
+    A message larger than 16 KiB (a batch's finished rows) is written in two parts, and a
+    blocking `recv` on the loop would wait for the second, while a non-blocking one (uvloop
+    leaves the pipe non-blocking once it has watched it) fails between them."""
+    fd = connection.fileno()
+    os.set_blocking(fd, False)
+    (size,) = struct.unpack("!i", await _read_exactly(fd, 4, sentinel))
+    if size == -1:
+        (size,) = struct.unpack("!Q", await _read_exactly(fd, 8, sentinel))
+    return pickle.loads(await _read_exactly(fd, size, sentinel))
+
+
 class ProcessPool:
     """`size` worker processes from `context`, each set up by `initializer` when it starts."""
 
@@ -120,10 +154,9 @@ class ProcessPool:
     async def _run_on(self, worker: _Worker, function: Callable[..., Any], args: Any) -> Any:
         outcome: tuple[bool, Any] | None = None
         try:
+            os.set_blocking(worker.connection.fileno(), True)  # a task is sent whole
             worker.connection.send((function, args))
-            await _readable(worker.connection.fileno(), worker.process.sentinel)
-            if worker.connection.poll():
-                outcome = worker.connection.recv()
+            outcome = await _receive(worker.connection, worker.process.sentinel)
         except (EOFError, OSError):  # the pipe broke: the worker is gone
             pass
         except asyncio.CancelledError:
