@@ -108,6 +108,10 @@ class _ParquetWriter:
         self._bytes += batch.nbytes
         if self._rows >= ROW_GROUP_ROWS or self._bytes >= ROW_GROUP_BYTES:
             self._flush()
+        elif self._bytes >= ROW_GROUP_BYTES // 2:
+            # Wide rows: the previous row group is written before this one holds more than
+            # half of its bytes, so that at most one and a half row groups are held.
+            self._wait()
 
     def _flush(self) -> None:
         table = pa.Table.from_batches(self._pending, self._schema)
