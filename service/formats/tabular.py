@@ -10,6 +10,7 @@ and the file is written again with those columns as text. So the worst case read
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Protocol
@@ -82,7 +83,13 @@ def _typed_blocks(result: Path, plan: Callable[[], Plan]) -> Iterator[TypedBlock
 
 class _ParquetWriter:
     """Batches gathered into row groups; the file is opened with the first row group, whose
-    values decide which text columns are dictionary-encoded."""
+    values decide which text columns are dictionary-encoded.
+
+    Encoding and compressing a row group takes a while and releases the GIL, so it is done
+    on a thread of its own: the calling thread goes on taking typed blocks (and handing new
+    ones to the readers) meanwhile, rather than leaving the readers idle. One row group is
+    written at a time, in order; the next one is gathered meanwhile.
+    """
 
     def __init__(self, target: Path, schema: pa.Schema) -> None:
         self._target = target
@@ -92,6 +99,8 @@ class _ParquetWriter:
         self._rows = 0
         self._bytes = 0
         self._closed = False
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="ingest-parquet")
+        self._writing: Future[None] | None = None
 
     def write(self, batch: pa.RecordBatch) -> None:
         self._pending.append(batch)
@@ -99,9 +108,16 @@ class _ParquetWriter:
         self._bytes += batch.nbytes
         if self._rows >= ROW_GROUP_ROWS or self._bytes >= ROW_GROUP_BYTES:
             self._flush()
+        elif self._bytes >= ROW_GROUP_BYTES // 2:
+            # Wide rows: the previous row group is written before this one holds more than
+            # half of its bytes, so that at most one and a half row groups are held.
+            self._wait()
 
     def _flush(self) -> None:
         table = pa.Table.from_batches(self._pending, self._schema)
+        rows = self._rows
+        self._pending, self._rows, self._bytes = [], 0, 0
+        self._wait()
         if self._writer is None:
             self._writer = pq.ParquetWriter(
                 self._target,
@@ -109,16 +125,26 @@ class _ParquetWriter:
                 compression=PARQUET_COMPRESSION,
                 use_dictionary=_repetitive_text_columns(table),
             )
-        if self._rows:
-            self._writer.write_table(table, row_group_size=self._rows)
-        self._pending, self._rows, self._bytes = [], 0, 0
+        if rows:
+            self._writing = self._thread.submit(self._writer.write_table, table, rows)
+
+    def _wait(self) -> None:
+        """Until the row group being written is written (raising what writing it raised)."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            writing.result()
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
+        if self._closed:
+            return
+        self._closed = True
+        try:
             self._flush()
-            assert self._writer is not None
-            self._writer.close()
+            self._wait()
+        finally:
+            self._thread.shutdown()
+            if self._writer is not None:
+                self._writer.close()
 
 
 def _repetitive_text_columns(table: pa.Table) -> list[str]:
