@@ -10,7 +10,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import aiofiles
 import pyarrow as pa
 
 from service.parsing.cancelling import cancel_and_wait
@@ -78,7 +77,8 @@ async def parse_json_records(  # noqa: C901 - one read-frame-dispatch loop for J
     async def take_oldest() -> None:
         nonlocal rows, schema, next_line
         output = await checking.popleft()
-        await out.write(output.data)
+        if output.data:
+            await writer.run(out.write, output.data)
         summary.merge(output.summary)
         schema = merge_schemas(schema, output.schema)
         rows += output.rows
@@ -93,74 +93,78 @@ async def parse_json_records(  # noqa: C901 - one read-frame-dispatch loop for J
     def check(piece: bytes) -> asyncio.Future[_Output]:
         return checkers.run(_json_lines, piece, encoding, limits, schema)
 
-    with ParseThreads("ingest-json", _THREADS) as checkers:
-        async with aiofiles.open(result_path, "wb") as out:
-            try:
-                while True:
-                    if len(buffer) < target and not text.at_eof:
-                        buffer = await text.read_at_least(target, buffer)
-                    if skipping:
-                        end = buffer.find(b"\n") + 1
-                        if end == 0:
-                            buffer, target = b"", window
-                            await reporter.read_up_to(WRITE, text.bytes_done, rows)
-                            if text.at_eof:
-                                break
+    # The result is opened and closed on the event loop (one system call each) and written
+    # in a thread: aiofiles' open and close were two more hand-offs to a thread per parse.
+    # Opened first, so closed last: after a write running when the parse stops has finished.
+    with (
+        pa.OSFile(str(result_path), "wb") as out,
+        ParseThreads("ingest-json", _THREADS) as checkers,
+        ParseThreads("ingest-json-write", 1) as writer,
+    ):
+        try:
+            while True:
+                if len(buffer) < target and not text.at_eof:
+                    buffer = await text.read_at_least(target, buffer)
+                if skipping:
+                    end = buffer.find(b"\n") + 1
+                    if end == 0:
+                        buffer, target = b"", window
+                        await reporter.read_up_to(WRITE, text.bytes_done, rows)
+                        if text.at_eof:
+                            break
+                        continue
+                    buffer, skipping = buffer[end:], False
+                    checking.append(_done(loop, _Output(relative=True, line_feeds=1)))
+                if not buffer and text.at_eof and (array is None or array.finished):
+                    break
+                if array is None:
+                    end = buffer.rfind(b"\n", 0, window) + 1
+                    if end == 0:  # the first line is longer than a block
+                        end = buffer.find(b"\n", window) + 1
+                        if end == 0 and text.at_eof:
+                            end = len(buffer)
+                    if end == 0 and len(buffer) <= longest:
+                        target = max(window, min(2 * len(buffer), longest + 1))
+                        continue
+                    if end == 0 or _line_length(buffer, end) > longest:
+                        # One line: no line feed before `end` - 1 (see above).
+                        error = too_long_error(1, longest, decode_lossless(buffer[:1024]))
+                        ends_line = buffer[end - 1 : end] == b"\n"
+                        skipped = _Output(errors=[error], relative=True, line_feeds=int(ends_line))
+                        checking.append(_done(loop, skipped))
+                        if end == 0:  # the rest of it is dropped as it comes
+                            buffer, skipping, target = b"", True, window
                             continue
-                        buffer, skipping = buffer[end:], False
-                        checking.append(_done(loop, _Output(relative=True, line_feeds=1)))
-                    if not buffer and text.at_eof and (array is None or array.finished):
-                        break
-                    if array is None:
-                        end = buffer.rfind(b"\n", 0, window) + 1
-                        if end == 0:  # the first line is longer than a block
-                            end = buffer.find(b"\n", window) + 1
-                            if end == 0 and text.at_eof:
-                                end = len(buffer)
-                        if end == 0 and len(buffer) <= longest:
-                            target = max(window, min(2 * len(buffer), longest + 1))
-                            continue
-                        if end == 0 or _line_length(buffer, end) > longest:
-                            # One line: no line feed before `end` - 1 (see above).
-                            error = too_long_error(1, longest, decode_lossless(buffer[:1024]))
-                            ends_line = buffer[end - 1 : end] == b"\n"
-                            skipped = _Output(
-                                errors=[error], relative=True, line_feeds=int(ends_line)
-                            )
-                            checking.append(_done(loop, skipped))
-                            if end == 0:  # the rest of it is dropped as it comes
-                                buffer, skipping, target = b"", True, window
-                                continue
-                        else:
-                            checking.append(check(buffer[:end]))
-                        consumed, lines = end, 0
                     else:
-                        step = await asyncio.to_thread(
-                            array.read, buffer, line, at_eof=text.at_eof, window=window
+                        checking.append(check(buffer[:end]))
+                    consumed, lines = end, 0
+                else:
+                    step = await asyncio.to_thread(
+                        array.read, buffer, line, at_eof=text.at_eof, window=window
+                    )
+                    if step.consumed == 0 and not text.at_eof:
+                        target = max(window, min(2 * len(buffer), 2 * longest + 2))
+                        continue
+                    checking.append(
+                        checkers.run(
+                            _json_elements,
+                            step.elements,
+                            step.errors,
+                            encoding,
+                            limits,
+                            schema,
                         )
-                        if step.consumed == 0 and not text.at_eof:
-                            target = max(window, min(2 * len(buffer), 2 * longest + 2))
-                            continue
-                        checking.append(
-                            checkers.run(
-                                _json_elements,
-                                step.elements,
-                                step.errors,
-                                encoding,
-                                limits,
-                                schema,
-                            )
-                        )
-                        consumed, lines = step.consumed, step.lines
-                    target = window
-                    buffer = buffer[consumed:]
-                    line += lines
-                    while checking and (len(checking) > _THREADS or checking[0].done()):
-                        await take_oldest()
-                while checking:
+                    )
+                    consumed, lines = step.consumed, step.lines
+                target = window
+                buffer = buffer[consumed:]
+                line += lines
+                while checking and (len(checking) > _THREADS or checking[0].done()):
                     await take_oldest()
-            finally:
-                await cancel_and_wait(checking)
+            while checking:
+                await take_oldest()
+        finally:
+            await cancel_and_wait(checking)
     return ParseResult(
         format=format,
         rows=rows,

@@ -32,10 +32,19 @@ class ByteSource:
         self._file: AsyncBufferedReader | None = None
         self._inflater: _GzipInflater | None = None
         self._at_eof = False
+        self._whole: bytes | None = None  # the content of a file read in one call
         self.bytes_total = path.stat().st_size
         self.bytes_done = 0
 
     async def __aenter__(self) -> ByteSource:
+        if self.bytes_total < self._read_size:
+            # A file that fits in one read is read whole in one thread call (open, read,
+            # close): a 1 KB job otherwise paid an open, a read, the read that finds the end
+            # and a close, each a hand-off to a thread that wakes the event loop.
+            whole = await asyncio.to_thread(_read_whole, self._path, self._read_size)
+            if whole is not None:
+                self._whole = whole
+                return self
         self._file = await aiofiles.open(self._path, "rb")
         return self
 
@@ -74,12 +83,24 @@ class ByteSource:
                 return out
 
     async def _read_raw(self) -> bytes:
+        if self._whole is not None:
+            raw, self._whole = self._whole, b""
+            self.bytes_done += len(raw)
+            return raw
         assert self._file is not None, "ByteSource used outside `async with`"
         raw = await self._file.read(self._read_size)
         if self.bytes_done == 0 and 0 < len(raw) < len(GZIP_MAGIC):
             raw += await self._file.read(self._read_size)
         self.bytes_done += len(raw)
         return raw
+
+
+def _read_whole(path: Path, size: int) -> bytes | None:
+    """The whole file if it holds fewer than `size` bytes (it may have grown since its size
+    was taken: then None, and it is read block by block)."""
+    with open(path, "rb") as file:
+        data = file.read(size)
+    return data if len(data) < size else None
 
 
 class _GzipInflater:
