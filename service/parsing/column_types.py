@@ -151,6 +151,8 @@ def _probe(values: pa.Array, kind: str) -> bool:
 def _all_match(values: pa.Array, kind: str, *, probe: bool = True) -> bool:
     if probe and not _probe(values, kind):
         return False
+    if probe and len(values) <= _PROBE_ROWS:
+        return True  # the probe saw every value: the same match again would say the same
     return bool(pc.all(pc.match_substring_regex(values, PATTERNS[kind])).as_py())
 
 
@@ -187,6 +189,8 @@ def _datetimes(values: pa.Array, lengths: tuple[int, int] | None, *, probe: bool
     them back to back, which runs about twice as fast as once per value."""
     if probe and not _probe(values, DATETIME):
         return False
+    if probe and len(values) <= _PROBE_ROWS:
+        return True  # the probe matched DATETIME's pattern over every value
     shortest, longest = lengths or _length_range(values)
     if shortest != longest or longest > _LONGEST_FIXED_DATETIME:
         return _all_match(values, DATETIME, probe=False)
