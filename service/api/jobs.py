@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -255,24 +256,31 @@ async def _open_download(
 DownloadDep = Annotated[Download, Depends(_open_download)]
 
 
+def _download_responses(
+    content: Mapping[str, object], *, whole: str, partial: str
+) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI responses of a result download: the whole file, a range of it, problems."""
+    return {
+        200: {"content": content, "description": whole, "headers": DOWNLOAD_HEADERS},
+        206: {
+            "content": content,
+            "description": partial,
+            "headers": {**DOWNLOAD_HEADERS, "Content-Range": {"description": "bytes a-b/size"}},
+        },
+        **RESULT_PROBLEMS,
+    }
+
+
 @router.get(
     "/{job_id}/result",
     response_class=StreamingResponse,
     operation_id="getResult",
-    responses={
-        200: {
-            "content": RESULT_CONTENT,
-            "description": "The records in the format asked for (NDJSON by default); a "
-            "format other than NDJSON is converted on the first request for it, which waits",
-            "headers": DOWNLOAD_HEADERS,
-        },
-        206: {
-            "content": RESULT_CONTENT,
-            "description": "The bytes a Range header asked for",
-            "headers": {**DOWNLOAD_HEADERS, "Content-Range": {"description": "bytes a-b/size"}},
-        },
-        **RESULT_PROBLEMS,
-    },
+    responses=_download_responses(
+        RESULT_CONTENT,
+        whole="The records in the format asked for (NDJSON by default); a format other than "
+        "NDJSON is converted on the first request for it, which waits",
+        partial="The bytes a Range header asked for",
+    ),
 )
 async def get_result(download: DownloadDep) -> StreamingResponse:
     """The records as NDJSON, JSON, CSV, Parquet or an Arrow stream, from disk, resumable."""
@@ -287,20 +295,12 @@ async def get_result(download: DownloadDep) -> StreamingResponse:
 @router.head(
     "/{job_id}/result",
     operation_id="headResult",
-    responses={
-        200: {
-            "content": HEAD_CONTENT,
-            "description": "The download's headers without its body (a format not converted "
-            "yet is converted first, as for GET)",
-            "headers": DOWNLOAD_HEADERS,
-        },
-        206: {
-            "content": HEAD_CONTENT,
-            "description": "The headers of the bytes a Range header asked for",
-            "headers": {**DOWNLOAD_HEADERS, "Content-Range": {"description": "bytes a-b/size"}},
-        },
-        **RESULT_PROBLEMS,
-    },
+    responses=_download_responses(
+        HEAD_CONTENT,
+        whole="The download's headers without its body (a format not converted yet is "
+        "converted first, as for GET)",
+        partial="The headers of the bytes a Range header asked for",
+    ),
 )
 async def head_result(download: DownloadDep) -> Response:
     """What GET would send (size, ETag, file name, range), without the body."""

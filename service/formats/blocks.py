@@ -45,8 +45,9 @@ def read_blocks(result: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[memory
                 length = min(length * 2, size - base)  # a record longer than the block
             view = memoryview(mapped)
             if end == 0:  # the file ends without a line break
-                if bytes(view[start - base :]).strip():
-                    yield memoryview(bytes(view[start - base :]) + b"\n")
+                last = bytes(view[start - base :])
+                if last.strip():
+                    yield memoryview(last + b"\n")
                 return
             yield view[start - base : end]
             start = base + end
