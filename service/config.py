@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     worker_priority: Literal["idle", "low"] = "idle"
     max_queued_jobs: int = Field(default=1000, ge=1)
     progress_interval_s: float = Field(default=1.0, gt=0, le=60)
+    wait_recheck_s: float = Field(default=0.25, gt=0, le=60)
     max_errors_stored: int = Field(default=10_000, ge=0)
     retention_hours: float = Field(default=168.0, gt=0)
     upload_expiry_hours: float = Field(default=24.0, gt=0)

@@ -19,6 +19,7 @@ from service.api.problems import install_error_handlers
 from service.api.slashes import TrailingSlashes
 from service.config import Settings, get_settings
 from service.db import SessionFactory, create_engine, session_factory
+from service.jobs import notifications
 from service.jobs.views import JobViews
 from service.logs import configure_logging
 from service.metrics import Metrics
@@ -67,7 +68,7 @@ async def run_service(config: Settings) -> AsyncIterator[Runtime]:
         engine,
         sessions,
         executor,
-        JobViews(sessions),
+        JobViews(sessions, recheck_s=config.wait_recheck_s),
         Metrics(),
         Admission(config, sessions),
         JobRecorder(sessions),
@@ -85,12 +86,18 @@ async def run_service(config: Settings) -> AsyncIterator[Runtime]:
     recovery = asyncio.create_task(
         sweeper.recover_periodically(config, sessions, executor), name="ingest-recovery"
     )
+    listener = asyncio.create_task(
+        notifications.listen(
+            config.sqlalchemy_url, runtime.views.changed, runtime.views.forget_all
+        ),
+        name="ingest-notifications",
+    )
     logger.info("service started", extra={"executor": config.executor, "resumed": len(pending)})
     try:
         yield runtime
     finally:
         runtime.begin_shutdown()
-        for task in (retention, recovery):
+        for task in (retention, recovery, listener):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

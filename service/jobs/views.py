@@ -3,9 +3,10 @@
 Status polls are the hottest path of the service, so each process keeps a short-lived
 snapshot of every job it was asked about, with its JSON already rendered: a burst of polls
 costs one database read per `FRESH_S`. Changes made in this process (a cancel, a job that
-finished in the local pool) drop the snapshot and wake the waiters at once; the snapshots'
-short life catches changes made by other processes (pool workers writing progress, Celery
-workers, other API processes).
+finished in the local pool) drop the snapshot and wake the waiters at once. Changes made by
+other processes (pool workers writing progress, Celery workers, other API processes) are
+pushed by PostgreSQL as they commit (`notifications.py`); on SQLite, the snapshots' short
+life and the waiters' rechecks catch them.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from service.models import Job, JobPublic
 FRESH_S = 0.1
 FRESH_DONE_S = 1.0
 MAX_SNAPSHOTS = 10_000
-RECHECK_S = 0.25
 
 
 def etag_of(job: JobPublic) -> str:
@@ -48,8 +48,9 @@ class Snapshot:
 class JobViews:
     """The job resources this process serves, and wake-ups when they change."""
 
-    def __init__(self, sessions: SessionFactory) -> None:
+    def __init__(self, sessions: SessionFactory, *, recheck_s: float = 0.25) -> None:
         self._sessions = sessions
+        self._recheck_s = recheck_s
         self._snapshots: OrderedDict[str, Snapshot] = OrderedDict()
         self._loading: dict[str, asyncio.Future[Snapshot | None]] = {}
         self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
@@ -127,6 +128,12 @@ class JobViews:
         self._wake(job_id)
         return snapshot
 
+    def forget_all(self) -> None:
+        """Changes may have gone unheard (notifications were lost): read every job again."""
+        self._snapshots.clear()
+        for job_id in list(self._waiters):
+            self._wake(job_id)
+
     def _wake(self, job_id: str) -> None:
         for event in self._waiters.get(job_id, ()):
             event.set()
@@ -173,4 +180,4 @@ class JobViews:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return snapshot
-            await self._wait(job_id, min(RECHECK_S, remaining))
+            await self._wait(job_id, min(self._recheck_s, remaining))
