@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -14,7 +16,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from service.db import SessionFactory
-from service.models import Job, JobPublic, JobStatus
+from service.models import Job, JobStatus
 
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
 
@@ -58,14 +60,22 @@ class Metrics:
             registry=self.registry,
         )
 
-    def job_finished(self, job: JobPublic) -> None:
-        if job.started_at is not None and job.finished_at is not None:
-            seconds = (job.finished_at - job.started_at).total_seconds()
-            self.parse_seconds.labels(status=job.status.value).observe(max(seconds, 0.0))
-        if job.status is JobStatus.succeeded:
-            self.ingested_bytes.inc(job.file.size)
-            self.rows.labels(outcome="parsed").inc(job.progress.rows_done)
-            self.rows.labels(outcome="failed").inc(job.progress.rows_failed)
+    def job_finished(
+        self,
+        status: JobStatus,
+        started_at: datetime | None,
+        finished_at: datetime | None,
+        file_size: int,
+        rows_done: int,
+        rows_failed: int,
+    ) -> None:
+        if started_at is not None and finished_at is not None:
+            seconds = (finished_at - started_at).total_seconds()
+            self.parse_seconds.labels(status=status.value).observe(max(seconds, 0.0))
+        if status is JobStatus.succeeded:
+            self.ingested_bytes.inc(file_size)
+            self.rows.labels(outcome="parsed").inc(rows_done)
+            self.rows.labels(outcome="failed").inc(rows_failed)
 
     async def render(self, sessions: SessionFactory) -> bytes:
         """The exposition text, with the job gauges read from the database now."""

@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.config import Settings
 from service.db import SessionFactory
 from service.jobs.conversions import Conversions
-from service.jobs.views import JobViews, Snapshot
+from service.jobs.views import JobViews
 from service.metrics import Metrics
-from service.models import Job
+from service.models import Job, JobStatus
 from service.runner.executors import Executor
 from service.upload.admission import Admission
 from service.upload.recorder import JobRecorder
@@ -39,9 +39,28 @@ class Runtime:
     async def job_done(self, job_id: str, row: dict[str, Any] | None = None) -> None:
         """A job ran in this process's pool: wake its watchers, count it. `row` is the job as
         its worker left it, when it succeeded there; otherwise the job is read again."""
-        if row is not None:
-            snapshot: Snapshot | None = self.views.put(Job(**row))
-        else:
+        if row is None:
             snapshot = await self.views.reload(job_id)
-        if snapshot is not None and snapshot.job.done:
-            self.metrics.job_finished(snapshot.job)
+            if snapshot is not None and snapshot.job.done:
+                job = snapshot.job
+                self.metrics.job_finished(
+                    job.status,
+                    job.started_at,
+                    job.finished_at,
+                    job.file.size,
+                    job.progress.rows_done,
+                    job.progress.rows_failed,
+                )
+            return
+        # Rendering the job costs more than the rest of a small job's answer: only for those
+        # who will read it now.
+        if self.views.watched(job_id) or self.views.holds(job_id):
+            self.views.put(Job(**row))
+        self.metrics.job_finished(
+            JobStatus(row["status"]),
+            row["started_at"],
+            row["finished_at"],
+            row["file_size"],
+            row["rows_done"],
+            row["rows_failed"],
+        )

@@ -138,6 +138,10 @@ class JobViews:
         for event in self._waiters.get(job_id, ()):
             event.set()
 
+    def holds(self, job_id: str) -> bool:
+        """A snapshot of this job is kept (someone read it lately)."""
+        return job_id in self._snapshots
+
     def watched(self, job_id: str) -> bool:
         """Someone is waiting for this job to change (a long-poll or an event stream)."""
         return bool(self._waiters.get(job_id))
