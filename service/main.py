@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -92,6 +93,9 @@ async def run_service(config: Settings) -> AsyncIterator[Runtime]:
         ),
         name="ingest-notifications",
     )
+    # What start-up made (modules, models, mappers) lives as long as the process: kept out of
+    # the collector's full passes, which a busy API otherwise runs every few hundred requests.
+    gc.freeze()
     logger.info("service started", extra={"executor": config.executor, "resumed": len(pending)})
     try:
         yield runtime
