@@ -19,6 +19,8 @@ from service.api.problems import install_error_handlers
 from service.api.slashes import TrailingSlashes
 from service.config import Settings, get_settings
 from service.db import SessionFactory, create_engine, session_factory
+from service.jobs.conversions import Conversions
+from service.jobs.spare import SpareConverter
 from service.jobs.views import JobViews
 from service.logs import configure_logging
 from service.metrics import Metrics
@@ -62,6 +64,7 @@ async def run_service(config: Settings) -> AsyncIterator[Runtime]:
             await runtime.job_done(job_id, row)
 
     executor = create_executor(config, sessions, job_done)
+    spare = SpareConverter() if config.spare_converter else None
     runtime = Runtime(
         config,
         engine,
@@ -71,6 +74,7 @@ async def run_service(config: Settings) -> AsyncIterator[Runtime]:
         Metrics(),
         Admission(config, sessions),
         JobRecorder(sessions),
+        conversions=Conversions(spare),
     )
     await executor.start()
     if config.executor == "inprocess":
@@ -85,11 +89,15 @@ async def run_service(config: Settings) -> AsyncIterator[Runtime]:
     recovery = asyncio.create_task(
         sweeper.recover_periodically(config, sessions, executor), name="ingest-recovery"
     )
+    if spare is not None:
+        spare.prepare()  # last: the workers' start-up comes first
     logger.info("service started", extra={"executor": config.executor, "resumed": len(pending)})
     try:
         yield runtime
     finally:
         runtime.begin_shutdown()
+        if spare is not None:
+            await spare.stop()
         for task in (retention, recovery):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
