@@ -147,6 +147,9 @@ async def _run_converter(
         process.kill()
         await process.wait()
         raise
+    finally:
+        if spare is not None:
+            spare.prepare()  # the next spare, now that this conversion has the cores no more
     reason = stderr.decode(errors="replace").strip()[-500:]
     if process.returncode == EXIT_DISK_FULL:
         raise InsufficientStorage(
