@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     heartbeat_stale_s: float = Field(default=15.0, gt=0)
     recovery_interval_s: float = Field(default=5.0, gt=0)
     dispatch_retry_max_s: float = Field(default=2.0, gt=0)
+    spare_converter: bool = True
 
     @field_validator("api_keys", mode="before")
     @classmethod

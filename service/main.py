@@ -21,6 +21,8 @@ from service.api.slashes import TrailingSlashes
 from service.config import Settings, get_settings
 from service.db import SessionFactory, create_engine, session_factory
 from service.jobs import notifications
+from service.jobs.conversions import Conversions
+from service.jobs.spare import SpareConverter
 from service.jobs.views import JobViews
 from service.logs import configure_logging
 from service.metrics import Metrics
@@ -64,6 +66,7 @@ async def run_service(config: Settings) -> AsyncIterator[Runtime]:
             await runtime.job_done(job_id, row)
 
     executor = create_executor(config, sessions, job_done)
+    spare = SpareConverter() if config.spare_converter else None
     runtime = Runtime(
         config,
         engine,
@@ -73,6 +76,7 @@ async def run_service(config: Settings) -> AsyncIterator[Runtime]:
         Metrics(),
         Admission(config, sessions),
         JobRecorder(sessions),
+        conversions=Conversions(spare),
     )
     await executor.start()
     if config.executor == "inprocess":
@@ -96,11 +100,15 @@ async def run_service(config: Settings) -> AsyncIterator[Runtime]:
     # What start-up made (modules, models, mappers) lives as long as the process: kept out of
     # the collector's full passes, which a busy API otherwise runs every few hundred requests.
     gc.freeze()
+    if spare is not None:
+        spare.prepare()  # last: the workers' start-up comes first
     logger.info("service started", extra={"executor": config.executor, "resumed": len(pending)})
     try:
         yield runtime
     finally:
         runtime.begin_shutdown()
+        if spare is not None:
+            await spare.stop()
         for task in (retention, recovery, listener):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -27,13 +27,15 @@ def migrate(database_url: str) -> None:
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
-    """Settings for a test app (quick progress, no free-space floor), database not migrated."""
+    """Settings for a test app (quick progress, no free-space floor, no spare converter
+    process unless asked for: most tests convert nothing), database not migrated."""
     values: dict[str, object] = {
         "data_dir": data_dir,
         "progress_interval_s": 0.2,
         "min_free_bytes": 0,
         "log_level": "WARNING",
         "shutdown_grace_s": 5.0,
+        "spare_converter": False,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

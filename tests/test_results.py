@@ -19,6 +19,7 @@ from service.jobs.conversions import Conversions
 from service.models import Job
 from service.runner import sweeper
 from service.storage import job_paths
+from tests.apps import settings_with
 from tests.helpers import assert_problem, ndjson, wait_for_job
 
 ORDERS = (
@@ -34,6 +35,12 @@ MEDIA_TYPES = {
     "parquet": "application/vnd.apache.parquet",
     "arrow": "application/vnd.apache.arrow.stream",
 }
+
+
+@pytest.fixture
+def settings(data_dir: Path) -> Settings:
+    """As the service runs by default: conversions go to the spare converter process."""
+    return settings_with(data_dir, spare_converter=True)
 
 
 async def _done(client: httpx.AsyncClient, body: bytes = ORDERS, name: str = "orders.csv") -> str:

@@ -3,7 +3,8 @@
 Requests in this process for the same file await one task; API processes sharing the data
 dir take turns through a file lock beside the result; whoever comes second finds the file
 made. `python -m service.formats` does the work (Arrow's threads and memory live and die
-there), so neither the event loop nor the API process's memory carries it.
+there), so neither the event loop nor the API process's memory carries it: the spare one
+started ahead of need when there is one (`spare.py`), else a fresh one.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import orjson
 
 from service.errors import InsufficientStorage, NotFound
 from service.formats.registry import Format
+from service.formats.spare import request_bytes
+from service.jobs.spare import SpareConverter
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +37,12 @@ class ConversionFailed(Exception):
 
 
 class Conversions:
-    """This process's conversions in flight, one task per destination file."""
+    """This process's conversions in flight, one task per destination file; `spare`, when
+    given, keeps a converter process ready for them."""
 
-    def __init__(self) -> None:
+    def __init__(self, spare: SpareConverter | None = None) -> None:
         self._tasks: dict[Path, asyncio.Task[bool]] = {}
+        self._spare = spare
 
     async def ensure(
         self,
@@ -52,7 +57,9 @@ class Conversions:
         the conversion running for the others (and for the next request)."""
         task = self._tasks.get(destination)
         if task is None:
-            task = asyncio.create_task(_convert_once(result, columns, fmt, destination))
+            task = asyncio.create_task(
+                _convert_once(result, columns, fmt, destination, self._spare)
+            )
             self._tasks[destination] = task
 
             def finished(done: asyncio.Task[bool]) -> None:
@@ -65,7 +72,11 @@ class Conversions:
 
 
 async def _convert_once(
-    result: Path, columns: list[dict[str, object]], fmt: Format, destination: Path
+    result: Path,
+    columns: list[dict[str, object]],
+    fmt: Format,
+    destination: Path,
+    spare: SpareConverter | None,
 ) -> bool:
     if await asyncio.to_thread(destination.exists):
         return False
@@ -81,7 +92,7 @@ async def _convert_once(
         # Holding the lock, any temporary file of this destination is from a converter that
         # died (kill -9, power cut): nobody else can be writing it.
         await asyncio.to_thread(_remove_temporaries, destination)
-        await _run_converter(result, columns, fmt, destination)
+        await _run_converter(result, columns, fmt, destination, spare)
         return True
     finally:
         os.close(lock)  # closing drops the lock
@@ -105,27 +116,40 @@ def _remove_temporaries(destination: Path) -> None:
 
 
 async def _run_converter(
-    result: Path, columns: list[dict[str, object]], fmt: Format, destination: Path
+    result: Path,
+    columns: list[dict[str, object]],
+    fmt: Format,
+    destination: Path,
+    spare: SpareConverter | None,
 ) -> None:
     started = time.monotonic()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "service.formats",
-        fmt.name,
-        str(result),
-        str(destination),
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = None
+    if spare is not None:
+        process = await spare.take(request_bytes(fmt.name, result, destination, columns))
+    from_spare = process is not None
+    if process is None:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "service.formats",
+            fmt.name,
+            str(result),
+            str(destination),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
     try:
-        _, stderr = await process.communicate(orjson.dumps(columns))
+        # A spare has its request already; a fresh converter gets the columns on stdin.
+        _, stderr = await process.communicate(None if from_spare else orjson.dumps(columns))
     except BaseException:
         # Cancelled (the service is stopping): the converter removes its temporary file.
         process.kill()
         await process.wait()
         raise
+    finally:
+        if spare is not None:
+            spare.prepare()  # the next spare, now that this conversion has the cores no more
     reason = stderr.decode(errors="replace").strip()[-500:]
     if process.returncode == EXIT_DISK_FULL:
         raise InsufficientStorage(
@@ -143,5 +167,7 @@ async def _run_converter(
             "format": fmt.name,
             "bytes": size,
             "seconds": round(time.monotonic() - started, 3),
+            "spare": from_spare,
+            "pid": process.pid,
         },
     )
