@@ -2,7 +2,9 @@
 
 Status polls are the hottest path of the service, so each process keeps a short-lived
 snapshot of every job it was asked about, with its JSON already rendered: a burst of polls
-costs one database read per `FRESH_S`. Changes made in this process (a cancel, a job that
+costs one database read per `FRESH_S`, and the read that renews a snapshot runs in the
+background while the snapshot keeps being served (for as long again), so polls do not queue
+behind it. Changes made in this process (a cancel, a job that
 finished in the local pool) drop the snapshot and wake the waiters at once. Changes made by
 other processes (pool workers writing progress, Celery workers, other API processes) are
 pushed by PostgreSQL as they commit (`notifications.py`); on SQLite, the snapshots' short
@@ -12,6 +14,7 @@ life and the waiters' rechecks catch them.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
@@ -21,6 +24,7 @@ from service.errors import NotFound
 from service.jobs import queries
 from service.models import Job, JobPublic
 
+logger = logging.getLogger(__name__)
 # How long a snapshot may be served: unfinished jobs change with every progress write;
 # finished ones only when deleted or expired.
 FRESH_S = 0.1
@@ -42,7 +46,15 @@ class Snapshot:
     taken_at: float
 
     def fresh(self, now: float) -> bool:
-        return now - self.taken_at < (FRESH_DONE_S if self.job.done else FRESH_S)
+        return now - self.taken_at < self._fresh_for
+
+    def servable(self, now: float) -> bool:
+        """Past fresh but served while one read refreshes it: polls never queue behind it."""
+        return now - self.taken_at < 2 * self._fresh_for
+
+    @property
+    def _fresh_for(self) -> float:
+        return FRESH_DONE_S if self.job.done else FRESH_S
 
 
 class JobViews:
@@ -54,15 +66,37 @@ class JobViews:
         self._snapshots: OrderedDict[str, Snapshot] = OrderedDict()
         self._loading: dict[str, asyncio.Future[Snapshot | None]] = {}
         self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
+        self._refreshing: set[asyncio.Task[Snapshot | None]] = set()
 
     async def get(self, job_id: str, owner: str) -> Snapshot:
         """The caller's job, at most a moment old; 404 if unknown or someone else's."""
         snapshot = self._snapshots.get(job_id)
-        if snapshot is None or not snapshot.fresh(time.monotonic()):
+        if snapshot is not None:
+            now = time.monotonic()
+            if not snapshot.fresh(now):
+                if snapshot.servable(now):
+                    self._refresh(job_id)
+                else:
+                    snapshot = None
+        if snapshot is None:
             snapshot = await self._load_once(job_id)
         if snapshot is None or snapshot.owner != owner:
             raise NotFound(f"No job {job_id!r}.")
         return snapshot
+
+    def _refresh(self, job_id: str) -> None:
+        """Read the job again in the background, unless a read of it is under way."""
+        if job_id in self._loading:
+            return
+        refresh = asyncio.create_task(self._load_once(job_id))
+        self._refreshing.add(refresh)
+        refresh.add_done_callback(self._refreshed)
+
+    def _refreshed(self, refresh: asyncio.Task[Snapshot | None]) -> None:
+        self._refreshing.discard(refresh)
+        if not refresh.cancelled() and refresh.exception() is not None:
+            # The snapshot ages out; the next request reads the job itself and meets the error.
+            logger.debug("refreshing a job snapshot failed", exc_info=refresh.exception())
 
     async def _load_once(self, job_id: str) -> Snapshot | None:
         """Read the job; concurrent callers for the same job share one database read."""

@@ -1,0 +1,84 @@
+"""Status polls are served from a snapshot of the job; renewing it never makes a poll wait."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import update
+from sqlmodel import col
+
+from service.db import transaction
+from service.jobs import queries, views
+from service.models import Job, utcnow
+from tests.rows import add_queued_jobs, queued_job
+
+SLOW_READ_S = 0.5
+
+
+async def _job_nobody_runs(app: FastAPI) -> str:
+    runtime = app.state.runtime
+    job = queued_job(runtime.settings.data_dir, b"a,b\n1,2\n")
+    await add_queued_jobs(runtime.sessions, job)
+    return job.id
+
+
+async def _changed_elsewhere(app: FastAPI, job_id: str) -> None:
+    """What another process (a worker writing progress) does: a commit this one never sees."""
+    async with transaction(app.state.runtime.sessions) as session:
+        await session.exec(
+            update(Job)
+            .where(col(Job.id) == job_id)
+            .values(updated_at=utcnow() + timedelta(seconds=1))
+        )
+
+
+async def _etag(client: httpx.AsyncClient, job_id: str) -> str:
+    response = await client.get(f"/jobs/{job_id}")
+    assert response.status_code == 200, response.text
+    return response.headers["ETag"]
+
+
+async def test_a_change_made_elsewhere_shows_within_two_freshness_windows(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    job_id = await _job_nobody_runs(app)
+    before = await _etag(client, job_id)
+    await _changed_elsewhere(app, job_id)
+    changed_at = time.monotonic()
+    while await _etag(client, job_id) == before:
+        assert time.monotonic() - changed_at < 2 * views.FRESH_S + 1, "the change never showed"
+        await asyncio.sleep(0.01)
+
+
+async def test_polls_do_not_wait_for_the_read_that_renews_their_snapshot(
+    app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id = await _job_nobody_runs(app)
+    before = await _etag(client, job_id)
+    read = queries.get_job
+
+    async def slow_read(session: object, wanted: str) -> Job | None:
+        await asyncio.sleep(SLOW_READ_S)
+        return await read(session, wanted)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(queries, "get_job", slow_read)
+    await _changed_elsewhere(app, job_id)
+    await asyncio.sleep(views.FRESH_S * 1.2)  # past fresh, still servable
+
+    started = time.monotonic()
+    assert await _etag(client, job_id) == before  # served at once, renewed meanwhile
+    assert time.monotonic() - started < SLOW_READ_S / 2
+    deadline = time.monotonic() + 5
+    while await _etag(client, job_id) == before:
+        assert time.monotonic() < deadline, "the renewed snapshot never came"
+        await asyncio.sleep(0.01)
+
+    await asyncio.sleep(views.FRESH_S * 2.5)  # too old to serve: the poll reads the job itself
+    started = time.monotonic()
+    await _etag(client, job_id)
+    assert time.monotonic() - started >= SLOW_READ_S
