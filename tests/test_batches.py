@@ -403,7 +403,7 @@ async def test_jobs_of_a_batch_whose_worker_died_are_not_charged_for_it(
     narrow: Settings, sessions: SessionFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(
-        inprocess, "_new_pool", lambda size, priority: _PoolWhoseBatchesDie(narrow, sessions)
+        inprocess, "_new_pool", lambda size, settings: _PoolWhoseBatchesDie(narrow, sessions)
     )
     job_ids = await queue(narrow, sessions, [small_csv(n) for n in range(6)])
     finished: list[str] = []

@@ -417,3 +417,25 @@ def test_workers_parse_below_the_api_at_the_priority_asked_for(
     with httpx.Client(base_url=server.url, timeout=30) as client:
         job_id = post_small(client)
         wait_until(lambda: status_of(client, job_id) == "succeeded", timeout=30)
+
+
+def test_workers_are_connected_to_the_database_before_the_first_job(
+    start_service: StartService, tmp_path: Path
+) -> None:
+    server = start_service(tmp_path / "data")
+    database = str((tmp_path / "data" / "ingest.db").resolve())
+
+    def workers_with_the_database_open() -> int:
+        connected = 0
+        for child in server.children():
+            try:
+                if any(f.path == database for f in child.open_files()):
+                    connected += 1
+            except psutil.NoSuchProcess:
+                pass
+        return connected
+
+    # INGEST_MAX_CONCURRENT_JOBS is 2: both workers, while no job was ever submitted.
+    wait_until(lambda: workers_with_the_database_open() == 2, timeout=30)
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        assert client.get("/jobs").json()["items"] == []

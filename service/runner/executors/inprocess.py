@@ -38,7 +38,7 @@ BATCH_MAX = 32
 CLAIM_UNCHECKED_S = 1.0
 
 
-def _new_pool(size: int, priority: str) -> ProcessPool:
+def _new_pool(size: int, settings: Settings) -> ProcessPool:
     # forkserver: workers fork from a small clean process with the service preloaded,
     # never from this process with its threads and open sockets. The forkserver ignores
     # group signals (`service.runner.executors.forkserver`, which this process must never import).
@@ -51,7 +51,8 @@ def _new_pool(size: int, priority: str) -> ProcessPool:
             "service.runner.worker",
         ]
     )
-    return ProcessPool(size, context, functools.partial(worker.init_pool_process, priority))
+    initializer = functools.partial(worker.init_pool_process, settings.worker_priority, settings)
+    return ProcessPool(size, context, initializer)
 
 
 class InProcessExecutor:
@@ -78,7 +79,7 @@ class InProcessExecutor:
 
     async def start(self) -> None:
         # The worker processes start now, so the first job does not wait for them.
-        self._pool = _new_pool(self._settings.max_concurrent_jobs, self._settings.worker_priority)
+        self._pool = _new_pool(self._settings.max_concurrent_jobs, self._settings)
         await self._pool.start()
         self._consumers = [
             asyncio.create_task(self._consume(), name=f"ingest-consumer-{n}")
