@@ -101,14 +101,14 @@ def init_pool_process(priority: str = "idle", settings: Settings | None = None) 
     _release_forkserver()
     _die_with_parent()
     if settings is not None:
-        _warm_up(settings)
+        warm_up(settings)
 
 
 # No job has this id (ids are UUIDs): claiming it changes nothing.
 WARM_UP_JOB_ID = "warm-up"
 
 
-def _warm_up(settings: Settings) -> None:
+def warm_up(settings: Settings) -> None:
     """Open the database connection and prepare the claim's statement before the first job:
     a fresh worker's first job waited about 40 ms for them (the engine, the connection and
     its pragmas, SQLAlchemy compiling the claim)."""

@@ -105,6 +105,11 @@ def _leave_group_signals_to_the_worker(**_: Any) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
+@worker_process_init.connect  # type: ignore[untyped-decorator]
+def _connect_before_the_first_job(**_: Any) -> None:
+    worker.warm_up(get_settings())
+
+
 @app.task(name=RUN_JOB_TASK)  # type: ignore[untyped-decorator]
 def run_job(job_id: str) -> None:
     # The message may come back while the job's worker still runs (RabbitMQ redelivers a
