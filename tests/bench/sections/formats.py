@@ -171,8 +171,9 @@ class FormatsSection(Section):
         )
         self.notes.append(
             "Parquet over HTTP: the CSV ingested by `python -m service`, then "
-            "`GET /jobs/{id}/result?format=parquet` timed from the request, which starts the "
-            "conversion (`python -m service.formats`) and waits for it, to the last byte of the "
+            "`GET /jobs/{id}/result?format=parquet` timed from the request, which hands the "
+            "conversion to the service's spare converter (`python -m service.formats --spare`, "
+            "started and warmed up ahead of need) and waits for it, to the last byte of the "
             "download."
         )
         self.notes.append(
