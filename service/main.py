@@ -114,6 +114,7 @@ async def run_service(config: Settings) -> AsyncIterator[Runtime]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await executor.stop(config.shutdown_grace_s)
+        await runtime.views.close()
         await engine.dispose()
         if single_machine:
             unlock_data_dir(config.data_dir)

@@ -92,6 +92,12 @@ class JobViews:
         self._refreshing.add(refresh)
         refresh.add_done_callback(self._refreshed)
 
+    async def close(self) -> None:
+        """Stop the background reads (the service is stopping and its database closing)."""
+        for refresh in list(self._refreshing):
+            refresh.cancel()
+        await asyncio.gather(*self._refreshing, return_exceptions=True)
+
     def _refreshed(self, refresh: asyncio.Task[Snapshot | None]) -> None:
         self._refreshing.discard(refresh)
         if not refresh.cancelled() and refresh.exception() is not None:
