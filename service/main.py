@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -99,6 +98,7 @@ async def run_service(config: Settings) -> AsyncIterator[Runtime]:
     )
     # What start-up made (modules, models, mappers) lives as long as the process: kept out of
     # the collector's full passes, which a busy API otherwise runs every few hundred requests.
+    gc.collect()
     gc.freeze()
     if spare is not None:
         spare.prepare()  # last: the workers' start-up comes first
@@ -108,17 +108,27 @@ async def run_service(config: Settings) -> AsyncIterator[Runtime]:
     finally:
         runtime.begin_shutdown()
         if spare is not None:
-            await spare.stop()
+            await _logging_errors(spare.stop(), "stopping the spare converter")
         for task in (retention, recovery, listener):
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await _logging_errors(task, f"{task.get_name()} had stopped")
         await executor.stop(config.shutdown_grace_s)
         await runtime.views.close()
         await engine.dispose()
         if single_machine:
             unlock_data_dir(config.data_dir)
+        gc.unfreeze()
         logger.info("service stopped")
+
+
+async def _logging_errors(step: Awaitable[object], what: str) -> None:
+    """Await a step of the shutdown; whatever it raises is logged, and the shutdown goes on."""
+    try:
+        await step
+    except asyncio.CancelledError:
+        pass
+    except Exception:
+        logger.exception(what)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from tests.backing_services import service_missing
 from tests.helpers import wait_until
@@ -24,6 +25,7 @@ from tests.server import RedisServer, ServiceProcess, StartedProcesses
 pytestmark = pytest.mark.slow
 
 RECHECK_S = 30
+PASSWORD = "s3cret pass"
 PROMPT_S = 5  # far below the recheck
 
 
@@ -34,8 +36,10 @@ def env(postgres_url: str, tmp_path: Path, processes: StartedProcesses) -> dict[
     redis = processes.redis(tmp_path)
     data = tmp_path / "data"
     data.mkdir()
+    # A password with a space (trust authentication ignores it) must reach libpq whole.
+    with_password = make_url(postgres_url).set(password=PASSWORD)
     return {
-        "INGEST_DATABASE_URL": postgres_url,
+        "INGEST_DATABASE_URL": with_password.render_as_string(hide_password=False),
         "INGEST_EXECUTOR": "celery",
         "INGEST_BROKER_URL": redis.url,
         "INGEST_CELERY_QUEUE": f"ingest-{uuid.uuid4().hex[:8]}",
@@ -121,14 +125,17 @@ def test_notifications_come_back_after_their_connection_is_lost(
         return [row[0] for row in rows]
 
     wait_until(listener_pids, timeout=10)
+    terminated = set(listener_pids())
     with database.begin() as connection:  # type: ignore[attr-defined]
-        for pid in listener_pids():
+        for pid in terminated:
             connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-    wait_until(listener_pids, timeout=10)  # connected again
+    wait_until(lambda: set(listener_pids()) - terminated, timeout=10)  # connected again
     with httpx.Client(base_url=api.url, timeout=30) as client:
         job_id, etag = queued_job(client)
         assert change_while_waiting(api, database, job_id, etag) < PROMPT_S
-    assert "job change notifications lost" in api.log.read_text()
+    log = api.log.read_text()
+    assert "job change notifications lost" in log
+    assert PASSWORD not in log
 
 
 def test_prefer_wait_returns_when_a_celery_worker_finishes_the_job(

@@ -27,15 +27,34 @@ logger = logging.getLogger(__name__)
 
 CHANNEL = "ingest_job_changed"
 RETRY_S = 1.0
+# A quiet connection is checked this often, and TCP gives up on a silent peer after about
+# keepalives_idle + interval × count seconds.
+PING_S = 30.0
+KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "connect_timeout": 10,
+}
 
 
-def libpq_url(database_url: str) -> str:
-    """The SQLAlchemy URL as libpq reads it (no `+driver`), named so that the connection can
-    be told apart in `pg_stat_activity`."""
-    url = make_url(database_url).set(drivername="postgresql")
-    query = dict(url.query)
-    query.setdefault("application_name", f"ingest-listen-{os.getpid()}")
-    return url.set(query=query).render_as_string(hide_password=False)
+def conninfo(database_url: str) -> str:
+    """The SQLAlchemy URL as libpq connection settings (each value quoted, so that a password
+    with spaces survives), named so that the connection can be told apart in
+    `pg_stat_activity`, with TCP keepalives so that a connection a firewall dropped in
+    silence is found out."""
+    from psycopg.conninfo import make_conninfo
+
+    url = make_url(database_url)
+    settings: dict[str, str | int | None] = {
+        **url.translate_connect_args(username="user", database="dbname"),
+        **{key: str(value) for key, value in url.query.items()},
+    }
+    settings.setdefault("application_name", f"ingest-listen-{os.getpid()}")
+    for key, value in KEEPALIVES.items():
+        settings.setdefault(key, value)
+    return make_conninfo("", **settings)
 
 
 async def listen(
@@ -44,6 +63,7 @@ async def listen(
     reconnected: Callable[[], None],
     *,
     retry_s: float = RETRY_S,
+    ping_s: float = PING_S,
 ) -> None:
     """Call `changed(job_id)` for every job change PostgreSQL reports, until cancelled;
     `reconnected()` after a lost connection is back. Returns at once on SQLite."""
@@ -51,21 +71,26 @@ async def listen(
         return
     import psycopg
 
-    conninfo = libpq_url(database_url)
+    settings = conninfo(database_url)
     lost = False
     while True:
         try:
-            async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+            async with await psycopg.AsyncConnection.connect(settings, autocommit=True) as conn:
                 await conn.execute(f"LISTEN {CHANNEL}")
                 if lost:
                     logger.info("job change notifications back")
                     reconnected()
                     lost = False
-                async for notification in conn.notifies():
-                    changed(notification.payload)
-            reason = "the connection was closed"
+                while True:
+                    async for notification in conn.notifies(timeout=ping_s):
+                        changed(notification.payload)
+                    await conn.execute("SELECT 1")  # quiet for a while: is it still there?
         except psycopg.Error as exc:
-            reason = (str(exc) or type(exc).__name__).splitlines()[0]
+            # The driver's text may quote the connection settings: only the kind is logged.
+            reason = type(exc).__name__
+            sqlstate = getattr(exc, "sqlstate", None)
+            if sqlstate:
+                reason += f" (SQLSTATE {sqlstate})"
         if not lost:
             logger.warning(
                 "job change notifications lost; waiters recheck until they are back",

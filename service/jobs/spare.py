@@ -51,14 +51,27 @@ class SpareConverter:
         task = self._next
         if task is None or not task.done():
             return None
-        spare = task.result()
-        if spare is not None and not spare.ready.done():
-            return None  # warming up: it will serve the next conversion
         self._next = None
+        try:
+            spare = task.result()
+        except Exception:
+            logger.exception("spare converter not started")
+            return None
+        if spare is not None and not spare.ready.done():
+            self._next = task
+            return None  # warming up: it will serve the next conversion
         if spare is None:
             return None
-        if not spare.ready.result() or spare.process.returncode is not None:
+        try:
+            ready = spare.ready.result()
+        except Exception:
+            ready = False
+        if not ready or spare.process.returncode is not None:
             await _end(spare)
+            logger.warning(
+                "spare converter died before it was used",
+                extra={"pid": spare.process.pid, "returncode": spare.process.returncode},
+            )
             return None
         return spare.process if await _hand_over(spare, request) else None
 

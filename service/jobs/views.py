@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 FRESH_S = 0.1
 FRESH_DONE_S = 1.0
 MAX_SNAPSHOTS = 10_000
+MAX_READS = 3  # reads of one job in a row, while changes keep arriving during each
 
 
 def etag_of(job: JobPublic) -> str:
@@ -67,6 +68,9 @@ class JobViews:
         self._loading: dict[str, asyncio.Future[Snapshot | None]] = {}
         self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
         self._refreshing: set[asyncio.Task[Snapshot | None]] = set()
+        self._heard = 0
+        self._heard_for: OrderedDict[str, int] = OrderedDict()
+        self._closed = False
 
     async def get(self, job_id: str, owner: str) -> Snapshot:
         """The caller's job, at most a moment old; 404 if unknown or someone else's."""
@@ -86,7 +90,7 @@ class JobViews:
 
     def _refresh(self, job_id: str) -> None:
         """Read the job again in the background, unless a read of it is under way."""
-        if job_id in self._loading:
+        if job_id in self._loading or self._closed:
             return
         refresh = asyncio.create_task(self._load_once(job_id))
         self._refreshing.add(refresh)
@@ -94,6 +98,7 @@ class JobViews:
 
     async def close(self) -> None:
         """Stop the background reads (the service is stopping and its database closing)."""
+        self._closed = True
         for refresh in list(self._refreshing):
             refresh.cancel()
         await asyncio.gather(*self._refreshing, return_exceptions=True)
@@ -123,8 +128,14 @@ class JobViews:
         return snapshot
 
     async def _load(self, job_id: str) -> Snapshot | None:
-        async with self._sessions() as session:
-            row = await queries.get_job(session, job_id)
+        """Read the job and keep it; read again if a change was heard during the read, which
+        may have begun before that change was committed."""
+        for _ in range(MAX_READS):
+            mark = self.mark()
+            async with self._sessions() as session:
+                row = await queries.get_job(session, job_id)
+            if not self.changed_since(job_id, mark):
+                break
         if row is None:
             self._snapshots.pop(job_id, None)
             return None
@@ -133,6 +144,7 @@ class JobViews:
     def put(self, row: Job) -> Snapshot:
         """The job's row as this process just learnt it (a worker of its pool left it so):
         keep it, and wake everyone waiting on the job, without reading it again."""
+        self._heard_of(row.id)
         snapshot = self._keep(row)
         self._wake(row.id)
         return snapshot
@@ -158,9 +170,30 @@ class JobViews:
         return Snapshot(job, owner, b"", etag_of(job), time.monotonic())
 
     def changed(self, job_id: str) -> None:
-        """This process changed the job: forget its snapshot and wake everyone waiting on it."""
+        """The job changed (here, or in another process that said so): forget its snapshot
+        and wake everyone waiting on it."""
+        self._heard_of(job_id)
         self._snapshots.pop(job_id, None)
         self._wake(job_id)
+
+    def _heard_of(self, job_id: str) -> None:
+        self._heard += 1
+        self._heard_for[job_id] = self._heard
+        self._heard_for.move_to_end(job_id)
+        while len(self._heard_for) > MAX_SNAPSHOTS:
+            self._heard_for.popitem(last=False)
+
+    def mark(self) -> int:
+        """A point in the changes heard, for `changed_since`."""
+        return self._heard
+
+    def changed_since(self, job_id: str, mark: int) -> bool:
+        """A change of the job was heard after `mark` (or may have been: too long ago to tell)."""
+        heard = self._heard_for.get(job_id)
+        if heard is not None:
+            return heard > mark
+        oldest = next(iter(self._heard_for.values()), 0)
+        return len(self._heard_for) >= MAX_SNAPSHOTS and oldest > mark
 
     async def reload(self, job_id: str) -> Snapshot | None:
         """Read the job now (it just changed here), keep it, and wake everyone waiting on it."""
@@ -170,6 +203,8 @@ class JobViews:
 
     def forget_all(self) -> None:
         """Changes may have gone unheard (notifications were lost): read every job again."""
+        for job_id in list(self._loading):
+            self.changed(job_id)
         self._snapshots.clear()
         for job_id in list(self._waiters):
             self._wake(job_id)
@@ -207,12 +242,15 @@ class JobViews:
         timeout: float,
         until_done: bool = False,
         known: Snapshot | None = None,
+        known_at: int | None = None,
     ) -> Snapshot:
         """The job once its ETag differs from `since` (or it is done), or after `timeout`.
 
-        `known`: the job as the caller just made it (an upload's new row), taken as the first
-        look instead of a read."""
+        `known`: the job as the caller made it (an upload's new row) at `known_at` (a
+        `mark()`), taken as the first look instead of a read unless a change was heard since."""
         deadline = time.monotonic() + timeout
+        if known is not None and known_at is not None and self.changed_since(job_id, known_at):
+            known = None
         while True:
             if known is not None:
                 snapshot, known = known, None

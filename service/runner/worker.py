@@ -106,6 +106,7 @@ def init_pool_process(priority: str = "idle", settings: Settings | None = None) 
 
 # No job has this id (ids are UUIDs): claiming it changes nothing.
 WARM_UP_JOB_ID = "warm-up"
+WARM_UP_TIMEOUT_S = 2.0
 
 
 def warm_up(settings: Settings) -> None:
@@ -113,10 +114,13 @@ def warm_up(settings: Settings) -> None:
     a fresh worker's first job waited about 40 ms for them (the engine, the connection and
     its pragmas, SQLAlchemy compiling the claim)."""
     state = _state_for(settings)
+    claim = claim_many(state.sessions, [WARM_UP_JOB_ID], settings)
     try:
-        state.loop.run_until_complete(claim_many(state.sessions, [WARM_UP_JOB_ID], settings))
-    except Exception as exc:  # the database is unreachable: the first job meets it again
-        logger.warning("worker warm-up failed", extra={"error": str(exc).splitlines()[0]})
+        # Bounded: Celery kills a pool process that is not up within 4 s.
+        state.loop.run_until_complete(asyncio.wait_for(claim, WARM_UP_TIMEOUT_S))
+    except Exception as exc:  # the database is locked or unreachable: the first job meets it
+        logger.warning("worker warm-up failed", extra={"error": type(exc).__name__})
+        _states.pop(settings.sqlalchemy_url, None)  # the first job starts from a clean state
 
 
 def _release_forkserver() -> None:

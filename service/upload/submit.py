@@ -221,6 +221,7 @@ async def answer(
     job = JobPublic.from_job(submitted.job)
     if wait is None:
         return job
+    accepted_at = runtime.views.mark()
     if submitted.created:
         claimed = submitted.job if submitted.job.status is JobStatus.running else None
         await dispatch(runtime, job.id, claimed)
@@ -231,5 +232,6 @@ async def answer(
         timeout=wait,
         until_done=True,
         known=runtime.views.unkept(job, owner) if submitted.created else None,
+        known_at=accepted_at,
     )
     return finished.job
