@@ -56,6 +56,8 @@ class Runtime:
         # who will read it now.
         if self.views.watched(job_id) or self.views.holds(job_id):
             self.views.put(Job(**row))
+        else:
+            self.views.changed(job_id)  # a read under way, if any, reads again
         self.metrics.job_finished(
             JobStatus(row["status"]),
             row["started_at"],
