@@ -91,9 +91,7 @@ async def run_service(config: Settings) -> AsyncIterator[Runtime]:
         sweeper.recover_periodically(config, sessions, executor), name="ingest-recovery"
     )
     listener = asyncio.create_task(
-        notifications.listen(
-            config.sqlalchemy_url, runtime.views.changed, runtime.views.forget_all
-        ),
+        notifications.listen(config.sqlalchemy_url, runtime.views.changed, runtime.views.listening),
         name="ingest-notifications",
     )
     # What start-up made (modules, models, mappers) lives as long as the process: kept out of

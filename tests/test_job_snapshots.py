@@ -104,3 +104,42 @@ async def test_a_change_heard_during_a_read_is_not_undone_by_that_read(
     await _changed_elsewhere(app, job_id)
     app.state.runtime.views.changed(job_id)  # what PostgreSQL's notification does
     assert await poll != before
+
+
+async def test_waiters_read_their_job_rarely_while_changes_are_heard(
+    app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id = await _job_nobody_runs(app)
+    etag = await _etag(client, job_id)
+    job_views = app.state.runtime.views
+    read = queries.get_job
+    reads: list[float] = []
+
+    async def counted_read(session: object, wanted: str) -> Job | None:
+        reads.append(time.monotonic())
+        return await read(session, wanted)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(queries, "get_job", counted_read)
+
+    async def long_poll() -> httpx.Response:
+        return await client.get(f"/jobs/{job_id}?wait=1.5", headers={"If-None-Match": etag})
+
+    assert (await long_poll()).status_code == 304
+    polling_reads = len(reads)  # the 0.25 s recheck: about six
+    assert polling_reads >= 4
+
+    job_views.listening(True)  # what the PostgreSQL listener says once it hears changes
+    reads.clear()
+    assert (await long_poll()).status_code == 304
+    assert len(reads) <= 2
+
+    waiter = asyncio.create_task(long_poll())
+    while not job_views.watched(job_id):
+        await asyncio.sleep(0.01)
+    reads.clear()
+    job_views.listening(False)  # the connection is lost: waiters look again at once
+    deadline = time.monotonic() + 0.2
+    while not reads:
+        assert time.monotonic() < deadline, "the waiter did not look again"
+        await asyncio.sleep(0.01)
+    assert (await waiter).status_code == 304

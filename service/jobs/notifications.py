@@ -6,9 +6,10 @@ process listens on a connection of its own and tells its `JobViews`, which drops
 of the job and wakes whoever waits on it: a long-poll or an event stream learns of a Celery
 worker's change (or another API process's) at the commit, not at its next recheck.
 
-A lost connection is opened again after `RETRY_S`; whatever changed meanwhile reaches the
-waiters through their rechecks (`INGEST_WAIT_RECHECK_S`), and every snapshot is dropped once
-the connection is back. SQLite has no notifications: there, the local pool's workers answer
+While changes are heard, a waiter reads its job again only every few seconds, in case a
+notification went astray. A lost connection is opened again after `RETRY_S`; meanwhile the
+waiters recheck every `INGEST_WAIT_RECHECK_S`, and every snapshot is dropped when it is lost
+and when it is back. SQLite has no notifications: there, the local pool's workers answer
 through the pool, and other changes wait for a recheck.
 """
 
@@ -60,13 +61,14 @@ def conninfo(database_url: str) -> str:
 async def listen(
     database_url: str,
     changed: Callable[[str], None],
-    reconnected: Callable[[], None],
+    listening: Callable[[bool], None],
     *,
     retry_s: float = RETRY_S,
     ping_s: float = PING_S,
 ) -> None:
     """Call `changed(job_id)` for every job change PostgreSQL reports, until cancelled;
-    `reconnected()` after a lost connection is back. Returns at once on SQLite."""
+    `listening(True)` once changes are heard, `listening(False)` when the connection is lost.
+    Returns at once on SQLite."""
     if is_sqlite(database_url):
         return
     import psycopg
@@ -79,8 +81,8 @@ async def listen(
                 await conn.execute(f"LISTEN {CHANNEL}")
                 if lost:
                     logger.info("job change notifications back")
-                    reconnected()
                     lost = False
+                listening(True)
                 while True:
                     async for notification in conn.notifies(timeout=ping_s):
                         changed(notification.payload)
@@ -92,6 +94,7 @@ async def listen(
             if sqlstate:
                 reason += f" (SQLSTATE {sqlstate})"
         if not lost:
+            listening(False)
             logger.warning(
                 "job change notifications lost; waiters recheck until they are back",
                 extra={"reason": reason},

@@ -31,6 +31,9 @@ FRESH_S = 0.1
 FRESH_DONE_S = 1.0
 MAX_SNAPSHOTS = 10_000
 MAX_READS = 3  # reads of one job in a row, while changes keep arriving during each
+# While PostgreSQL's notifications are heard, every change is pushed: a waiter reads its job
+# again only this often, in case one went astray.
+LISTENING_RECHECK_S = 5.0
 
 
 def etag_of(job: JobPublic) -> str:
@@ -71,6 +74,7 @@ class JobViews:
         self._heard = 0
         self._heard_for: OrderedDict[str, int] = OrderedDict()
         self._closed = False
+        self._listening = False
 
     async def get(self, job_id: str, owner: str) -> Snapshot:
         """The caller's job, at most a moment old; 404 if unknown or someone else's."""
@@ -201,6 +205,13 @@ class JobViews:
         self._wake(job_id)
         return snapshot
 
+    def listening(self, heard: bool) -> None:
+        """Changes made elsewhere are heard as they commit (True) or no longer (False). Either
+        way, changes may have gone unheard meanwhile: every job is read again, and waiters
+        look once more now."""
+        self._listening = heard
+        self.forget_all()
+
     def forget_all(self) -> None:
         """Changes may have gone unheard (notifications were lost): read every job again."""
         for job_id in list(self._loading):
@@ -262,4 +273,7 @@ class JobViews:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return snapshot
-            await self._wait(job_id, min(self._recheck_s, remaining))
+            recheck = self._recheck_s
+            if self._listening:
+                recheck = max(recheck, LISTENING_RECHECK_S)
+            await self._wait(job_id, min(recheck, remaining))
