@@ -262,10 +262,12 @@ class JobViews:
         deadline = time.monotonic() + timeout
         if known is not None and known_at is not None and self.changed_since(job_id, known_at):
             known = None
+        looked_at = known_at if known is not None and known_at is not None else self.mark()
         while True:
             if known is not None:
                 snapshot, known = known, None
             else:
+                looked_at = self.mark()
                 snapshot = await self.get(job_id, owner)
             changed = since is not None and snapshot.etag != since
             if snapshot.job.done or (changed and not until_done):
@@ -273,6 +275,8 @@ class JobViews:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return snapshot
+            if self.changed_since(job_id, looked_at):
+                continue  # a change was heard while this look was made: look again now
             recheck = self._recheck_s
             if self._listening:
                 recheck = max(recheck, LISTENING_RECHECK_S)
