@@ -12,7 +12,7 @@ from service.db import SessionFactory
 from service.jobs.conversions import Conversions
 from service.jobs.views import JobViews
 from service.metrics import Metrics
-from service.models import Job, JobStatus
+from service.models import JobStatus
 from service.runner.executors import Executor
 from service.upload.admission import Admission
 from service.upload.recorder import JobRecorder
@@ -52,12 +52,7 @@ class Runtime:
                     job.progress.rows_failed,
                 )
             return
-        # Rendering the job costs more than the rest of a small job's answer: only for those
-        # who will read it now.
-        if self.views.watched(job_id) or self.views.holds(job_id):
-            self.views.put(Job(**row))
-        else:
-            self.views.changed(job_id)  # a read under way, if any, reads again
+        self.views.put(row)
         self.metrics.job_finished(
             JobStatus(row["status"]),
             row["started_at"],

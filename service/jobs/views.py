@@ -18,6 +18,7 @@ import logging
 import time
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 from service.db import SessionFactory
 from service.errors import NotFound
@@ -145,13 +146,18 @@ class JobViews:
             return None
         return self._keep(row)
 
-    def put(self, row: Job) -> Snapshot:
-        """The job's row as this process just learnt it (a worker of its pool left it so):
-        keep it, and wake everyone waiting on the job, without reading it again."""
-        self._heard_of(row.id)
-        snapshot = self._keep(row)
-        self._wake(row.id)
-        return snapshot
+    def put(self, row: dict[str, Any]) -> None:
+        """The job's row as this process just learnt it (a worker of its pool left it so).
+        Whoever reads or waits on the job is answered from it without reading it again;
+        for a job nobody asked about, rendering it would cost more than the rest of a small
+        job's answer, so it only counts as changed."""
+        job_id = row["id"]
+        if not (self.watched(job_id) or job_id in self._snapshots):
+            self.changed(job_id)  # a read under way, if any, reads again
+            return
+        self._heard_of(job_id)
+        self._keep(Job(**row))
+        self._wake(job_id)
 
     def _keep(self, row: Job) -> Snapshot:
         job = JobPublic.from_job(row)
@@ -224,10 +230,6 @@ class JobViews:
         for event in self._waiters.get(job_id, ()):
             event.set()
 
-    def holds(self, job_id: str) -> bool:
-        """A snapshot of this job is kept (someone read it lately)."""
-        return job_id in self._snapshots
-
     def watched(self, job_id: str) -> bool:
         """Someone is waiting for this job to change (a long-poll or an event stream)."""
         return bool(self._waiters.get(job_id))
@@ -262,7 +264,7 @@ class JobViews:
         deadline = time.monotonic() + timeout
         if known is not None and known_at is not None and self.changed_since(job_id, known_at):
             known = None
-        looked_at = known_at if known is not None and known_at is not None else self.mark()
+        looked_at = self.mark() if known_at is None else known_at  # when `known` was taken
         while True:
             if known is not None:
                 snapshot, known = known, None

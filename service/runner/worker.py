@@ -82,8 +82,8 @@ def run_jobs(job_ids: list[str], settings: Settings) -> Finished:
     return state.loop.run_until_complete(execute_many(job_ids, settings, state.sessions))
 
 
-def init_pool_process(priority: str = "idle", settings: Settings | None = None) -> None:
-    """Set up a worker process of the API's pool (and warm it up, given `settings`).
+def init_pool_process(settings: Settings) -> None:
+    """Set up a worker process of the API's pool, and warm it up.
 
     - Parsing runs below the API's priority (`INGEST_WORKER_PRIORITY`), so status requests
       are never starved of CPU.
@@ -93,15 +93,14 @@ def init_pool_process(priority: str = "idle", settings: Settings | None = None) 
       a killed API leaves no worker parsing a job that the next start will run again.
     """
     os.nice(WORKER_NICENESS)
-    if priority == "idle" and hasattr(os, "SCHED_IDLE"):
+    if settings.worker_priority == "idle" and hasattr(os, "SCHED_IDLE"):
         # Inherited by the threads the parser starts; the nice level stays as the fallback.
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _release_forkserver()
     _die_with_parent()
-    if settings is not None:
-        warm_up(settings)
+    warm_up(settings)
 
 
 # No job has this id (ids are UUIDs): claiming it changes nothing.

@@ -51,8 +51,7 @@ def _new_pool(size: int, settings: Settings) -> ProcessPool:
             "service.runner.worker",
         ]
     )
-    initializer = functools.partial(worker.init_pool_process, settings.worker_priority, settings)
-    return ProcessPool(size, context, initializer)
+    return ProcessPool(size, context, functools.partial(worker.init_pool_process, settings))
 
 
 class InProcessExecutor:
