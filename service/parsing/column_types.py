@@ -6,46 +6,31 @@ types, so the final type is what survives all of them; nothing is decided from a
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from service.parsing.arrow_text import bytes_present, joined_values
-
-NULL = "null"
-BOOLEAN = "boolean"
-INTEGER = "integer"
-NUMBER = "number"
-DATE = "date"
-DATETIME = "datetime"
-STRING = "string"
-
-# The calendar is in the pattern: month lengths, and 29 February in leap years only.
-_DAY_IN_ANY_YEAR = (
-    r"((0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])|(0[13-9]|1[0-2])-(29|30)|(0[13578]|1[02])-31)"
+from service.parsing.small_blocks import SMALL_BLOCK_VALUES, count_small_block
+from service.parsing.type_rules import (
+    BOOLEAN,
+    CANDIDATES,
+    DATE,
+    DATETIME,
+    INT64_SAFE_DIGITS,
+    INTEGER,
+    NULL,
+    NUMBER,
+    PATTERNS,
+    PROBE_ROWS,
+    STRING,
+    BlockCounts,
+    datetimes_of_length,
 )
-_LEAP_YEAR = r"([0-9]{2}(0[48]|[2468][048]|[13579][26])|(0[48]|[2468][048]|[13579][26])00)"
-_DATE = r"([0-9]{4}-" + _DAY_IN_ANY_YEAR + "|" + _LEAP_YEAR + "-02-29)"
-_HOUR, _MINUTE = r"([01][0-9]|2[0-3])", r"[0-5][0-9]"
-_TIME = _HOUR + ":" + _MINUTE + "(:" + _MINUTE + r"(\.[0-9]+)?)?"
-_ZONE = "(Z|[+-]" + _HOUR + "(:?" + _MINUTE + ")?)?"
-PATTERNS = {
-    # Each case spelled out: RE2's (?i) folds Unicode, and would take `falſe` (long s).
-    BOOLEAN: r"^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$",
-    # No leading zero: `007` and zip codes keep the column a string.
-    INTEGER: r"^-?(0|[1-9][0-9]*)$",
-    # JSON's number syntax, so the text itself can be written as the JSON value.
-    NUMBER: r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$",
-    DATE: "^" + _DATE + "$",
-    DATETIME: "^" + _DATE + "[T ]" + _TIME + _ZONE + "$",
-}
-_CANDIDATES = (BOOLEAN, INTEGER, NUMBER, DATE, DATETIME)
-_PROBE_ROWS = 64
+
 # Longer DATETIME values (a long fraction of a second) are checked one by one.
 _LONGEST_FIXED_DATETIME = 64
-_INT64_SAFE_DIGITS = 18  # any integer text this long or shorter fits in signed 64 bits
 _EXPONENTS = (b"e", b"E")
 _USUAL_BOOLEANS = pa.array(["true", "false", "True", "False", "TRUE", "FALSE"])
 # From this many columns a block's values are checked as one array: a dozen kernel calls per
@@ -61,7 +46,7 @@ class ColumnProfile:
     name: str
     nulls: int = 0
     values: int = 0
-    candidates: set[str] = field(default_factory=lambda: set(_CANDIDATES))
+    candidates: set[str] = field(default_factory=lambda: set(CANDIDATES))
 
     @property
     def type(self) -> str:
@@ -73,16 +58,7 @@ class ColumnProfile:
 
 def pinned(name: str, kind: str) -> ColumnProfile:
     """A profile that allows its column the one type `kind` (decided from all its values)."""
-    return ColumnProfile(name, candidates={kind} & set(_CANDIDATES))
-
-
-@dataclass(frozen=True)
-class BlockCounts:
-    """What one block of values says about a column."""
-
-    nulls: int
-    values: int
-    candidates: set[str]
+    return ColumnProfile(name, candidates={kind} & set(CANDIDATES))
 
 
 def count_block(columns: list[pa.Array], candidates: list[set[str]]) -> list[BlockCounts]:
@@ -91,8 +67,16 @@ def count_block(columns: list[pa.Array], candidates: list[set[str]]) -> list[Blo
     Pure, so blocks can be checked side by side; `candidates` may be out of date (a superset
     only costs work), since merging intersects.
     """
+    rows = len(columns[0]) if columns else 0
+    if rows <= PROBE_ROWS and rows * len(columns) <= SMALL_BLOCK_VALUES:
+        return count_small_block(columns, candidates)
     if len(columns) >= WIDE_BLOCK:
         return count_wide_block(columns, candidates)
+    return count_by_column(columns, candidates)
+
+
+def count_by_column(columns: list[pa.Array], candidates: list[set[str]]) -> list[BlockCounts]:
+    """`count_block`, a dozen kernel calls for each column."""
     counts = []
     for column, possible in zip(columns, candidates, strict=True):
         # The lengths' range tells at once whether there is an empty value (usually not),
@@ -115,7 +99,7 @@ def count_block(columns: list[pa.Array], candidates: list[set[str]]) -> list[Blo
 
 def type_of(candidates: set[str]) -> str:
     """The most specific type still possible for a column that has values."""
-    for candidate in _CANDIDATES:
+    for candidate in CANDIDATES:
         if candidate in candidates:
             return candidate
     return STRING
@@ -144,14 +128,14 @@ def profile_batch(profiles: list[ColumnProfile], columns: list[pa.Array]) -> Non
 
 def _probe(values: pa.Array, kind: str) -> bool:
     """A quick look at the first values: most wrong candidates fail here."""
-    probe = values.slice(0, _PROBE_ROWS)
+    probe = values.slice(0, PROBE_ROWS)
     return bool(pc.all(pc.match_substring_regex(probe, PATTERNS[kind])).as_py())
 
 
 def _all_match(values: pa.Array, kind: str, *, probe: bool = True) -> bool:
     if probe and not _probe(values, kind):
         return False
-    if probe and len(values) <= _PROBE_ROWS:
+    if probe and len(values) <= PROBE_ROWS:
         return True  # the probe saw every value: the same match again would say the same
     return bool(pc.all(pc.match_substring_regex(values, PATTERNS[kind])).as_py())
 
@@ -189,7 +173,7 @@ def _datetimes(values: pa.Array, lengths: tuple[int, int] | None, *, probe: bool
     them back to back, which runs about twice as fast as once per value."""
     if probe and not _probe(values, DATETIME):
         return False
-    if probe and len(values) <= _PROBE_ROWS:
+    if probe and len(values) <= PROBE_ROWS:
         return True  # the probe matched DATETIME's pattern over every value
     shortest, longest = lengths or _length_range(values)
     if shortest != longest or longest > _LONGEST_FIXED_DATETIME:
@@ -198,32 +182,6 @@ def _datetimes(values: pa.Array, lengths: tuple[int, int] | None, *, probe: bool
     if pattern is None:
         return False
     return bool(pc.all(pc.match_substring_regex(joined_values(values), pattern)).as_py())
-
-
-@functools.cache
-def datetimes_of_length(length: int) -> str | None:
-    """A pattern for any number of DATETIME values of `length` characters back to back, or
-    None if no value that long is one.
-
-    Each of its alternatives matches exactly `length` characters, so a match cannot start a
-    value anywhere but at a multiple of `length`: it matches just when every value does.
-    """
-    seconds = [("", 0), (":" + _MINUTE, 3)]
-    fractions = range(1, length)
-    seconds += [(":" + _MINUTE + rf"\.[0-9]{{{digits}}}", 4 + digits) for digits in fractions]
-    hour = "[+-]" + _HOUR
-    zones = [("", 0), ("Z", 1), (hour, 3), (hour + _MINUTE, 5), (hour + ":" + _MINUTE, 6)]
-    date_and_minute = len("YYYY-MM-DDThh:mm")
-    endings = [
-        second + zone
-        for second, second_length in seconds
-        for zone, zone_length in zones
-        if date_and_minute + second_length + zone_length == length
-    ]
-    if not endings:
-        return None
-    one = _DATE + "[T ]" + _HOUR + ":" + _MINUTE + "(" + "|".join(endings) + ")"
-    return "^(" + one + ")*$"
 
 
 def _booleans(values: pa.Array) -> bool:
@@ -267,7 +225,7 @@ def _dates(values: pa.Array, lengths: tuple[int, int] | None) -> bool:
 
 
 def _integers_fit(integers: pa.Array) -> bool:
-    long = pc.filter(integers, pc.greater(pc.binary_length(integers), _INT64_SAFE_DIGITS))
+    long = pc.filter(integers, pc.greater(pc.binary_length(integers), INT64_SAFE_DIGITS))
     return len(long) == 0 or _fit_int64(long)
 
 
@@ -283,7 +241,7 @@ def _fit_int64(values: pa.Array) -> bool:
 def _numbers_fit(numbers: pa.Array) -> bool:
     """No integer beyond 64 bits and no value beyond a double: only long texts or exponents
     can be either, so only those few are looked at closely."""
-    long = pc.greater(pc.binary_length(numbers), _INT64_SAFE_DIGITS)
+    long = pc.greater(pc.binary_length(numbers), INT64_SAFE_DIGITS)
     if bytes_present(numbers, _EXPONENTS):
         long = pc.or_(long, pc.match_substring_regex(numbers, "[eE]"))
     risky = pc.filter(numbers, long)
@@ -380,8 +338,8 @@ def _fits_int64_each(values: pa.Array) -> pa.Array:
         pc.less_equal(values, _INT64_MAX_TEXT),
     )
     return pc.or_(
-        pc.less_equal(digits, _INT64_SAFE_DIGITS),
-        pc.and_(pc.equal(digits, _INT64_SAFE_DIGITS + 1), at_most_bound),
+        pc.less_equal(digits, INT64_SAFE_DIGITS),
+        pc.and_(pc.equal(digits, INT64_SAFE_DIGITS + 1), at_most_bound),
     )
 
 
@@ -391,7 +349,7 @@ def _number_fits_each(
     """`_numbers_fit` for each value: a long or exponent text must be finite as a double,
     and an integer one within 64 bits."""
     risky = pc.or_(
-        pc.greater(pc.binary_length(values), _INT64_SAFE_DIGITS),
+        pc.greater(pc.binary_length(values), INT64_SAFE_DIGITS),
         pc.match_substring_regex(values, "[eE]"),
     )
     checked = pc.if_else(pc.and_(risky, number_text), values, "0")

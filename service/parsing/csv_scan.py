@@ -18,14 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from service.parsing.cancelling import cancel_and_wait
-from service.parsing.column_types import (
-    NULL,
-    BlockCounts,
-    ColumnProfile,
-    block_types,
-    count_block,
-    merge_counts,
-)
+from service.parsing.column_types import ColumnProfile, block_types, count_block, merge_counts
 from service.parsing.csv_arrow import internal_names, read_fast
 from service.parsing.csv_framing import count_lines, runs_on, safe_records_end
 from service.parsing.csv_records import (
@@ -40,6 +33,7 @@ from service.parsing.progress import ProgressReporter
 from service.parsing.row_errors import ErrorLog, RowError
 from service.parsing.source import TextSource
 from service.parsing.threads import ParseThreads
+from service.parsing.type_rules import NULL, BlockCounts
 
 
 def _usable_cores() -> int:

@@ -34,10 +34,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
-from service.parsing.column_types import BOOLEAN, INTEGER, NULL, NUMBER, STRING
 from service.parsing.json_depth import shallow_lines
 from service.parsing.json_values import ARRAY, OBJECT, JsonSummary
 from service.parsing.limits import DEFAULT_LIMITS, Limits, utf8_length
+from service.parsing.type_rules import BOOLEAN, INTEGER, NULL, NUMBER, STRING
 
 ARROW_BLOCK_BYTES = 1 << 20
 # Values Arrow may build for one block (keys at every level, times lines): about 0.3 s and

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 
 import orjson
 
-from service.parsing.column_types import BOOLEAN, INTEGER, NULL, NUMBER, STRING
 from service.parsing.contract import MAX_JSON_DEPTH, ParseFailure
 from service.parsing.decoding import decode_lossless, displayable
 from service.parsing.json_depth import too_deep
 from service.parsing.limits import DEFAULT_LIMITS, Limits, utf8_length
 from service.parsing.row_errors import RowError, decode_error, too_long_error
+from service.parsing.type_rules import BOOLEAN, INTEGER, NULL, NUMBER, STRING
 
 OBJECT = "object"
 ARRAY = "array"

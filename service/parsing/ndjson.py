@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from service.parsing.arrow_text import byte_range, bytes_present, min_byte, value_bytes
-from service.parsing.column_types import BOOLEAN, DATE, DATETIME, INTEGER, NULL, NUMBER
+from service.parsing.type_rules import BOOLEAN, DATE, DATETIME, INTEGER, NULL, NUMBER
 
 # Backslash first, so the backslashes of the other escapes are not doubled.
 _COMMON_ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))

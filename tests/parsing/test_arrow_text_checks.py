@@ -11,7 +11,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from service.parsing.arrow_text import bytes_present, joined_values
-from service.parsing.column_types import DATETIME, PATTERNS, datetimes_of_length
+from service.parsing.type_rules import DATETIME, PATTERNS, datetimes_of_length
 
 _EACH = re.compile(PATTERNS[DATETIME])
 

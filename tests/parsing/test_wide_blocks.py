@@ -7,15 +7,8 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.parsing.column_types import (
-    BOOLEAN,
-    DATE,
-    DATETIME,
-    INTEGER,
-    NUMBER,
-    count_block,
-    count_wide_block,
-)
+from service.parsing.column_types import count_by_column, count_wide_block
+from service.parsing.type_rules import BOOLEAN, DATE, DATETIME, INTEGER, NUMBER
 from tests.parsing.strategies import typed_value
 
 ALL = {BOOLEAN, INTEGER, NUMBER, DATE, DATETIME}
@@ -43,7 +36,7 @@ def test_wide_check_agrees_with_the_column_by_column_one(
         columns.append(pa.chunked_array([pa.array(values, pa.string())]))
     candidates = [set(data.draw(candidate_sets)) for _ in range(width)]
     one_by_one = [
-        count_block([column], [possible])[0]
+        count_by_column([column], [possible])[0]
         for column, possible in zip(columns, candidates, strict=True)
     ]
     assert count_wide_block(columns, candidates) == one_by_one
