@@ -18,7 +18,7 @@ from service.api.access_log import RequestLogMiddleware
 from service.api.problems import install_error_handlers
 from service.api.slashes import TrailingSlashes
 from service.config import Settings, get_settings
-from service.db import SessionFactory, create_engine, session_factory
+from service.db import SessionFactory, create_engine, dispose, session_factory
 from service.jobs import notifications
 from service.jobs.conversions import Conversions
 from service.jobs.spare import SpareConverter
@@ -112,7 +112,7 @@ async def run_service(config: Settings) -> AsyncIterator[Runtime]:
             await _logging_errors(task, f"{task.get_name()} had stopped")
         await executor.stop(config.shutdown_grace_s)
         await runtime.views.close()
-        await engine.dispose()
+        await dispose(engine)
         if single_machine:
             unlock_data_dir(config.data_dir)
         gc.unfreeze()

@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
-from service.db import SessionFactory, is_disk_full, is_transient, transaction
+from service.db import SessionFactory, in_one_thread_call, is_disk_full, is_transient
 from service.errors import InsufficientStorage, ServiceUnavailable
 from service.models import Job
 
 RETRY_AFTER_S = 5
+_TABLE = Job.metadata.tables[Job.__tablename__]
+_COLUMNS = tuple(_TABLE.columns)
 
 
 def _refusal(exc: Exception) -> Exception:
@@ -68,8 +71,10 @@ class JobRecorder:
                     done.set_result(None)
 
     async def _commit(self, jobs: Sequence[Job]) -> None:
-        async with transaction(self._sessions) as session:
-            session.add_all(jobs)
+        # One INSERT for the batch, stated on the table and run whole in one thread call: the
+        # ORM's unit of work over the asyncio driver took about 2 ms for a single upload.
+        rows = [{column.name: getattr(job, column.name) for column in _COLUMNS} for job in jobs]
+        await in_one_thread_call(self._sessions, lambda db: db.execute(insert(_TABLE), rows))
 
     async def _commit_one(self, job: Job, done: asyncio.Future[None]) -> None:
         try:
