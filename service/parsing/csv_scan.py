@@ -4,7 +4,9 @@ Finding record boundaries is cheap and sequential, so it runs on the event loop;
 whole records then knows its first line and is parsed, type-checked and rendered on its own in
 a thread, blocks side by side. Their results are taken in file order: column profiles
 narrowed, errors logged, progress reported, and the early output (see `early_output.py`)
-written in one more thread, overlapping the parsing.
+written in one more thread, overlapping the parsing. A block of a few KB is parsed and
+written on the loop itself: parsing runs only in worker processes, whose loops have little
+else to do, and a thread's round trip costs more than such a block.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ def _usable_cores() -> int:
 
 # Blocks in flight at once: one per core, and a few at most to bound memory.
 THREADS = min(max(_usable_cores(), 2), 4)
-# Up to this many bytes of records are read by the record reader rather than Arrow's.
+# Up to this many bytes of records are read by the record reader rather than Arrow's, and
+# parsed, and their output written, without a trip to a thread.
 SMALL_PIECE_BYTES = 4096
 
 
@@ -133,7 +136,11 @@ async def scan(  # noqa: C901 - one read-frame-dispatch loop; its branches are t
             if early is not None:
                 if keeping is not None:
                     await keeping
-                keeping = keeper.run(result.write, early)
+                    keeping = None
+                if len(early) <= SMALL_PIECE_BYTES:
+                    result.write(early)  # into the page cache: less than a thread's round trip
+                else:
+                    keeping = keeper.run(result.write, early)
         if errors is not None:
             await errors.add(step.errors)
         await reporter.read_up_to(phase, text.bytes_done, rows)
@@ -169,7 +176,11 @@ async def scan(  # noqa: C901 - one read-frame-dispatch loop; its branches are t
                 if end > 0:
                     # Whole records in at most `longest` bytes: none of them is too long.
                     piece = memoryview(buffer)[:end]
-                    parsing.append(parsers.run(_parse_block, piece, layout, line, guess()))
+                    if len(piece) <= SMALL_PIECE_BYTES:
+                        # Parsed here: a thread's round trip costs more than these records.
+                        parsing.append(_done(loop, _parse_block(piece, layout, line, guess())))
+                    else:
+                        parsing.append(parsers.run(_parse_block, piece, layout, line, guess()))
                     line += count_lines(buffer, end)
                     consumed = end
                 elif text.at_eof or len(buffer) >= window:
