@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import weakref
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -128,7 +130,28 @@ async def in_one_thread_call(sessions: SessionFactory, work: Callable[[Connectio
         with twin.begin() as connection:
             return work(connection)
 
-    return await asyncio.to_thread(run)
+    return await asyncio.get_running_loop().run_in_executor(_database_threads(), run)
+
+
+# Threads of their own, as the asyncio driver has: behind the default executor's threads a
+# commit would wait for the file writes and fsyncs of large uploads.
+DATABASE_THREADS = 2
+_threads: ThreadPoolExecutor | None = None
+
+
+def _database_threads() -> ThreadPoolExecutor:
+    global _threads
+    if _threads is None:
+        _threads = ThreadPoolExecutor(DATABASE_THREADS, thread_name_prefix="ingest-db")
+    return _threads
+
+
+def _forget_threads_after_fork() -> None:
+    global _threads
+    _threads = None  # a forked child has none of its parent's threads
+
+
+os.register_at_fork(after_in_child=_forget_threads_after_fork)
 
 
 async def dispose(engine: AsyncEngine) -> None:
