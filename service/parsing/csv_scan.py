@@ -34,7 +34,7 @@ from service.parsing.ndjson import render_records
 from service.parsing.progress import ProgressReporter
 from service.parsing.row_errors import ErrorLog, RowError
 from service.parsing.source import TextSource
-from service.parsing.threads import ParseThreads
+from service.parsing.threads import ON_THE_LOOP_BYTES, ParseThreads
 from service.parsing.type_rules import NULL, BlockCounts
 
 
@@ -47,8 +47,7 @@ def _usable_cores() -> int:
 
 # Blocks in flight at once: one per core, and a few at most to bound memory.
 THREADS = min(max(_usable_cores(), 2), 4)
-# Up to this many bytes of records are read by the record reader rather than Arrow's, and
-# parsed, and their output written, without a trip to a thread.
+# Up to this many bytes of records are read by the record reader rather than Arrow's.
 SMALL_PIECE_BYTES = 4096
 
 
@@ -137,8 +136,8 @@ async def scan(  # noqa: C901 - one read-frame-dispatch loop; its branches are t
                 if keeping is not None:
                     await keeping
                     keeping = None
-                if len(early) <= SMALL_PIECE_BYTES:
-                    result.write(early)  # into the page cache: less than a thread's round trip
+                if len(early) <= ON_THE_LOOP_BYTES:
+                    result.write(early)
                 else:
                     keeping = keeper.run(result.write, early)
         if errors is not None:
@@ -176,8 +175,7 @@ async def scan(  # noqa: C901 - one read-frame-dispatch loop; its branches are t
                 if end > 0:
                     # Whole records in at most `longest` bytes: none of them is too long.
                     piece = memoryview(buffer)[:end]
-                    if len(piece) <= SMALL_PIECE_BYTES:
-                        # Parsed here: a thread's round trip costs more than these records.
+                    if len(piece) <= ON_THE_LOOP_BYTES:
                         parsing.append(_done(loop, _parse_block(piece, layout, line, guess())))
                     else:
                         parsing.append(parsers.run(_parse_block, piece, layout, line, guess()))

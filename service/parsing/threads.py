@@ -18,6 +18,11 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+# Work on at most this many bytes is done on the event loop instead: a thread's round trip
+# costs more than parsing or writing them (parsing runs only in worker processes, whose
+# loops have little else to do).
+ON_THE_LOOP_BYTES = 4096
+
 _pools: dict[str, ThreadPoolExecutor] = {}
 _lock = threading.Lock()
 
