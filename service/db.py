@@ -47,6 +47,18 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
+# Every connection to PostgreSQL: a bounded connect, and TCP keepalives, so that a connection
+# a firewall dropped in silence is found out (TCP gives up after about keepalives_idle +
+# interval × count seconds) rather than holding its caller for minutes.
+PG_CONNECTION: dict[str, int] = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "connect_timeout": 10,
+}
+
+
 def _sqlite_pragmas(synchronous: str) -> Callable[[Any, Any], None]:
     def apply(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
@@ -72,7 +84,11 @@ def create_engine(url: str, *, durable: bool = True) -> AsyncEngine:
         engine = create_async_engine(async_url(url), pool_size=8, max_overflow=8)
     else:
         engine = create_async_engine(
-            async_url(url), pool_pre_ping=True, pool_size=10, max_overflow=20
+            async_url(url),
+            pool_pre_ping=True,
+            pool_size=10,
+            max_overflow=20,
+            connect_args=dict(PG_CONNECTION),
         )
     _tune(engine.sync_engine, url, durable=durable)
     _blocking_twins[engine] = _BlockingTwin(url, durable)
@@ -100,7 +116,7 @@ class _BlockingTwin:
         if self._engine is None:
             options: dict[str, Any] = {"pool_size": 2, "max_overflow": 4}
             if not is_sqlite(self._url):
-                options["pool_pre_ping"] = True
+                options.update(pool_pre_ping=True, connect_args=dict(PG_CONNECTION))
             self._engine = sqlalchemy.create_engine(sync_url(self._url), **options)
             _tune(self._engine, self._url, durable=self._durable)
         return self._engine

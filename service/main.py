@@ -18,7 +18,7 @@ from service.api.access_log import RequestLogMiddleware
 from service.api.problems import install_error_handlers
 from service.api.slashes import TrailingSlashes
 from service.config import Settings, get_settings
-from service.db import SessionFactory, create_engine, dispose, session_factory
+from service.db import SessionFactory, create_engine, dispose, in_one_thread_call, session_factory
 from service.jobs import notifications
 from service.jobs.conversions import Conversions
 from service.jobs.spare import SpareConverter
@@ -78,6 +78,8 @@ async def run_service(config: Settings) -> AsyncIterator[Runtime]:
         conversions=Conversions(spare),
     )
     await executor.start()
+    # The group commit's connection, opened now rather than by the first upload.
+    await in_one_thread_call(sessions, lambda connection: None)
     if config.executor == "inprocess":
         pending = await lifecycle.requeue_interrupted(sessions)
         for job_id in pending:

@@ -22,22 +22,15 @@ from collections.abc import Callable
 
 from sqlalchemy.engine import make_url
 
-from service.db import is_sqlite
+from service.db import PG_CONNECTION, is_sqlite
 
 logger = logging.getLogger(__name__)
 
 CHANNEL = "ingest_job_changed"
 RETRY_S = 1.0
-# A quiet connection is checked this often, and TCP gives up on a silent peer after about
-# keepalives_idle + interval × count seconds.
+# A quiet connection is checked this often (TCP's keepalives, `db.PG_CONNECTION`, give up
+# on a silent peer in about a minute).
 PING_S = 30.0
-KEEPALIVES = {
-    "keepalives": 1,
-    "keepalives_idle": 30,
-    "keepalives_interval": 10,
-    "keepalives_count": 3,
-    "connect_timeout": 10,
-}
 
 
 def conninfo(database_url: str) -> str:
@@ -53,7 +46,7 @@ def conninfo(database_url: str) -> str:
         **{key: str(value) for key, value in url.query.items()},
     }
     settings.setdefault("application_name", f"ingest-listen-{os.getpid()}")
-    for key, value in KEEPALIVES.items():
+    for key, value in PG_CONNECTION.items():
         settings.setdefault(key, value)
     return make_conninfo("", **settings)
 

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from service.parsing.arrow_text import bytes_present, joined_values
-from service.parsing.small_blocks import SMALL_BLOCK_VALUES, count_small_block
+from service.parsing.small_blocks import SMALL_BLOCK_BYTES, SMALL_BLOCK_VALUES, count_small_block
 from service.parsing.type_rules import (
     BOOLEAN,
     CANDIDATES,
@@ -67,12 +67,23 @@ def count_block(columns: list[pa.Array], candidates: list[set[str]]) -> list[Blo
     Pure, so blocks can be checked side by side; `candidates` may be out of date (a superset
     only costs work), since merging intersects.
     """
-    rows = len(columns[0]) if columns else 0
-    if rows <= PROBE_ROWS and rows * len(columns) <= SMALL_BLOCK_VALUES:
+    if _small(columns):
         return count_small_block(columns, candidates)
     if len(columns) >= WIDE_BLOCK:
         return count_wide_block(columns, candidates)
     return count_by_column(columns, candidates)
+
+
+def _small(columns: list[pa.Array]) -> bool:
+    """Few rows and values, none of them long, and no Arrow null (the readers give none: an
+    empty field is an empty string, which `count_small_block` counts as null)."""
+    rows = len(columns[0]) if columns else 0
+    return (
+        rows <= PROBE_ROWS
+        and rows * len(columns) <= SMALL_BLOCK_VALUES
+        and sum(column.nbytes for column in columns) <= SMALL_BLOCK_BYTES
+        and not any(column.null_count for column in columns)
+    )
 
 
 def count_by_column(columns: list[pa.Array], candidates: list[set[str]]) -> list[BlockCounts]:

@@ -34,7 +34,7 @@ from service.parsing.ndjson import render_records
 from service.parsing.progress import ProgressReporter
 from service.parsing.row_errors import ErrorLog, RowError
 from service.parsing.source import TextSource
-from service.parsing.threads import ON_THE_LOOP_BYTES, ParseThreads
+from service.parsing.threads import ON_THE_LOOP_BYTES, ParseThreads, run_here
 from service.parsing.type_rules import NULL, BlockCounts
 
 
@@ -176,7 +176,7 @@ async def scan(  # noqa: C901 - one read-frame-dispatch loop; its branches are t
                     # Whole records in at most `longest` bytes: none of them is too long.
                     piece = memoryview(buffer)[:end]
                     if len(piece) <= ON_THE_LOOP_BYTES:
-                        parsing.append(_done(loop, _parse_block(piece, layout, line, guess())))
+                        parsing.append(run_here(_parse_block, piece, layout, line, guess()))
                     else:
                         parsing.append(parsers.run(_parse_block, piece, layout, line, guess()))
                     line += count_lines(buffer, end)

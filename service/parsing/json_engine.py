@@ -22,7 +22,7 @@ from service.parsing.limits import Limits
 from service.parsing.progress import WRITE, ProgressReporter
 from service.parsing.row_errors import ErrorLog, RowError, too_long_error
 from service.parsing.source import TextSource
-from service.parsing.threads import ON_THE_LOOP_BYTES, ParseThreads
+from service.parsing.threads import ON_THE_LOOP_BYTES, ParseThreads, run_here
 
 _JSON_WHITESPACE = b" \t\r\n"
 _THREADS = min(max(os.cpu_count() or 2, 2), 4)  # blocks checked at once
@@ -94,7 +94,7 @@ async def parse_json_records(  # noqa: C901 - one read-frame-dispatch loop for J
 
     def check(piece: bytes) -> asyncio.Future[_Output]:
         if len(piece) <= ON_THE_LOOP_BYTES:
-            return _done(loop, _json_lines(piece, encoding, limits, schema))
+            return run_here(_json_lines, piece, encoding, limits, schema)
         return checkers.run(_json_lines, piece, encoding, limits, schema)
 
     # The result is opened and closed on the event loop (one system call each) and written

@@ -28,6 +28,8 @@ from service.parsing.type_rules import (
 # Up to this many values (and at most `PROBE_ROWS` rows) a block is checked here: about where
 # matching every value in Python costs as much as the kernels' fixed costs.
 SMALL_BLOCK_VALUES = 4096
+# and at most this many bytes of values: long ones are matched faster by RE2 than copied out.
+SMALL_BLOCK_BYTES = 256 * 1024
 # `fullmatch` rather than the anchors: Python's `$` also matches before a final newline.
 _MATCHERS = {kind: re.compile(pattern[1:-1]).fullmatch for kind, pattern in PATTERNS.items()}
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1

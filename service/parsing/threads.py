@@ -45,6 +45,17 @@ def _shared_pool(name: str, threads: int) -> ThreadPoolExecutor:
         return pool
 
 
+def run_here(function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+    """Runs `function(*args)` now, on the event loop, as a finished future: its result, or
+    its exception, is taken in turn with the futures of the work handed to threads."""
+    future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+    try:
+        future.set_result(function(*args))
+    except Exception as exc:
+        future.set_exception(exc)
+    return future
+
+
 class ParseThreads:
     """One parse's share of the process's pool named `name` (made on first use)."""
 

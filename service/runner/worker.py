@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
-from service.db import SessionFactory, create_engine, session_factory
+from service.db import SessionFactory, create_engine, in_one_thread_call, session_factory
 from service.logs import configure_logging
 from service.models import Job
 from service.runner.execute import Finished, execute, execute_claimed, execute_many
@@ -113,10 +113,14 @@ def warm_up(settings: Settings) -> None:
     a fresh worker's first job waited about 40 ms for them (the engine, the connection and
     its pragmas, SQLAlchemy compiling the claim)."""
     state = _state_for(settings)
-    claim = claim_many(state.sessions, [WARM_UP_JOB_ID], settings)
+
+    async def connect() -> None:
+        await claim_many(state.sessions, [WARM_UP_JOB_ID], settings)
+        await in_one_thread_call(state.sessions, lambda connection: None)  # the final update's
+
     try:
         # Bounded: Celery kills a pool process that is not up within 4 s.
-        state.loop.run_until_complete(asyncio.wait_for(claim, WARM_UP_TIMEOUT_S))
+        state.loop.run_until_complete(asyncio.wait_for(connect(), WARM_UP_TIMEOUT_S))
     except Exception as exc:  # the database is locked or unreachable: the first job meets it
         logger.warning("worker warm-up failed", extra={"error": type(exc).__name__})
         _states.pop(settings.sqlalchemy_url, None)  # the first job starts from a clean state

@@ -71,7 +71,7 @@ def test_small_block_check_agrees_with_arrow_kernels(
 
 def test_blocks_of_a_few_rows_take_the_python_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """The bench's 1 KB CSV is 13 rows of 8 columns; a block past the probe's length is not
-    small, whatever its width."""
+    small, whatever its width, nor one with an Arrow null or a long value."""
     taken: list[int] = []
 
     def recording(columns: list[pa.ChunkedArray], candidates: list[set[str]]) -> object:
@@ -81,4 +81,6 @@ def test_blocks_of_a_few_rows_take_the_python_path(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(column_types, "count_small_block", recording)
     count_block([pa.chunked_array([pa.array(["1", "2", "x"])])] * 8, [set(ALL)] * 8)
     count_block([pa.chunked_array([pa.array([str(n) for n in range(PROBE_ROWS + 1)])])], [set(ALL)])
+    count_block([pa.chunked_array([pa.array(["1", None])])], [set(ALL)])  # an Arrow null
+    count_block([pa.chunked_array([pa.array(["1" * (1 << 20)])])], [set(ALL)])  # a long value
     assert taken == [3]
