@@ -33,6 +33,7 @@ from service.parsing.early_output import EarlyOutput
 from service.parsing.ndjson import render_records
 from service.parsing.progress import ProgressReporter
 from service.parsing.row_errors import ErrorLog, RowError
+from service.parsing.small_blocks import count_small_columns, is_small, render_rows
 from service.parsing.source import TextSource
 from service.parsing.threads import ON_THE_LOOP_BYTES, ParseThreads, run_here
 from service.parsing.type_rules import NULL, BlockCounts
@@ -124,7 +125,7 @@ async def scan(  # noqa: C901 - one read-frame-dispatch loop; its branches are t
         nonlocal rows, keeping
         step = await parsing.popleft()
         rows += step.rows
-        if step.table is not None:
+        if step.counts:
             merge_counts(profiles, step.counts)
             size = 0 if step.rendered is None else len(step.rendered)
             types = [profile.type for profile in profiles]
@@ -238,9 +239,11 @@ def _parse_block(piece: memoryview, layout: Layout, line: int, guess: _Guess) ->
         table = read_fast(piece, delimiter=layout.delimiter, field_count=layout.field_count)
     if table is not None:
         step = _Step(len(piece), 0, table.num_rows, table=table)
-    else:
-        step = _table_step(_read_slowly(bytes(piece), layout, line, at_eof=True), layout)
-    return _checked(step, layout, guess)
+        return _checked(step, layout, guess)
+    records = _read_slowly(bytes(piece), layout, line, at_eof=True)
+    if is_small(len(records.rows), layout.field_count):
+        return _checked_in_python(records, layout, guess)
+    return _checked(_table_step(records, layout), layout, guess)
 
 
 def _read_records(
@@ -256,6 +259,19 @@ def _table_step(batch: RecordsRead, layout: Layout) -> _Step:
         columns = [pa.array(values, pa.string()) for values in zip(*batch.rows, strict=True)]
         table = pa.table(columns, names=internal_names(layout.field_count))
     return _Step(batch.consumed, batch.lines, len(batch.rows), batch.errors, table)
+
+
+def _checked_in_python(batch: RecordsRead, layout: Layout, guess: _Guess) -> _Step:
+    """`_checked` for a few records, without making Arrow arrays of them."""
+    step = _Step(batch.consumed, batch.lines, len(batch.rows), batch.errors)
+    if batch.rows:
+        columns = list(zip(*batch.rows, strict=True))
+        step.counts = count_small_columns(columns, guess.candidates)
+        if guess.render:
+            step.rendered_types = block_types(guess.candidates, step.counts)
+            types = [NULL if kind is None else kind for kind in step.rendered_types]
+            step.rendered = memoryview(render_rows(batch.rows, layout.names, types))
+    return step
 
 
 def _checked(step: _Step, layout: Layout, guess: _Guess) -> _Step:

@@ -1,5 +1,6 @@
-"""A block of a few rows is type-checked in Python; it must decide exactly as Arrow's kernels
-do, value family by value family, near misses included."""
+"""A block of a few rows is type-checked and rendered in Python; it must decide exactly as
+Arrow's kernels do, value family by value family, near misses included, and render the same
+bytes."""
 
 from __future__ import annotations
 
@@ -10,8 +11,18 @@ from hypothesis import strategies as st
 
 from service.parsing import column_types
 from service.parsing.column_types import count_block, count_by_column
-from service.parsing.small_blocks import count_small_block
-from service.parsing.type_rules import BOOLEAN, DATE, DATETIME, INTEGER, NUMBER, PROBE_ROWS
+from service.parsing.ndjson import render_records
+from service.parsing.small_blocks import count_small_block, render_rows
+from service.parsing.type_rules import (
+    BOOLEAN,
+    DATE,
+    DATETIME,
+    INTEGER,
+    NULL,
+    NUMBER,
+    PROBE_ROWS,
+    STRING,
+)
 from tests.parsing.strategies import typed_value
 
 ALL = {BOOLEAN, INTEGER, NUMBER, DATE, DATETIME}
@@ -84,3 +95,35 @@ def test_blocks_of_a_few_rows_take_the_python_path(monkeypatch: pytest.MonkeyPat
     count_block([pa.chunked_array([pa.array(["1", None])])], [set(ALL)])  # an Arrow null
     count_block([pa.chunked_array([pa.array(["1" * (1 << 20)])])], [set(ALL)])  # a long value
     assert taken == [3]
+
+
+# Values each type's check lets through, and empty ones (null).
+_typed_texts = {
+    NULL: st.just(""),
+    BOOLEAN: st.sampled_from(["true", "false", "TRUE", "False", "tRuE", ""]),
+    INTEGER: st.integers(-(2**63), 2**63 - 1).map(str) | st.just(""),
+    NUMBER: st.floats(allow_nan=False, allow_infinity=False).map(repr)
+    | st.sampled_from(["1e5", "-0.50", ""]),
+    DATE: st.dates().map(lambda d: d.isoformat()) | st.just(""),
+    DATETIME: st.datetimes().map(lambda d: d.isoformat(sep="T") + "Z") | st.just(""),
+    STRING: st.text(st.characters(exclude_categories=["Cs"]))
+    | st.sampled_from(['a"b', "c\\d", "e\nf", "\x01", "\t", ""]),
+}
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(
+    st.data(),
+    st.integers(1, 20),
+    st.lists(st.sampled_from(sorted(_typed_texts)), min_size=1, max_size=5),
+)
+def test_rows_render_as_the_arrow_renderer_does(
+    data: st.DataObject, rows: int, types: list[str]
+) -> None:
+    columns = [
+        data.draw(st.lists(_typed_texts[kind], min_size=rows, max_size=rows)) for kind in types
+    ]
+    names = data.draw(st.lists(st.text(max_size=5), min_size=len(types), max_size=len(types)))
+    arrays = [pa.array(column, pa.string()) for column in columns]
+    expected = bytes(render_records(arrays, names, types))
+    assert render_rows(list(zip(*columns, strict=True)), names, types) == expected
