@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
@@ -25,3 +26,20 @@ typed_value = st.one_of(
     st.sampled_from(["2024-02-30", "2024-01-01T24:00", "2024-01-01 10:00Z", "2024-1-1"]),
     st.text(max_size=4),
 )
+
+
+def draw_block(
+    data: st.DataObject,
+    families: st.SearchStrategy[st.SearchStrategy[str]],
+    candidate_sets: st.SearchStrategy[set[str]],
+    rows: int,
+    width: int,
+) -> tuple[list[pa.ChunkedArray], list[set[str]]]:
+    """A block of `width` string columns of `rows` values, each column drawn from one family
+    (so that whole columns of a type come often), and the candidate types of each column."""
+    columns = []
+    for _ in range(width):
+        family = data.draw(families)
+        values = data.draw(st.lists(family, min_size=rows, max_size=rows))
+        columns.append(pa.chunked_array([pa.array(values, pa.string())]))
+    return columns, [set(data.draw(candidate_sets)) for _ in range(width)]

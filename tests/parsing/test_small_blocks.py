@@ -23,7 +23,7 @@ from service.parsing.type_rules import (
     PROBE_ROWS,
     STRING,
 )
-from tests.parsing.strategies import typed_value
+from tests.parsing.strategies import draw_block, typed_value
 
 ALL = {BOOLEAN, INTEGER, NUMBER, DATE, DATETIME}
 candidate_sets = st.sampled_from([ALL, {INTEGER, NUMBER}, {NUMBER}, {DATE}, {DATETIME}, set()])
@@ -70,12 +70,7 @@ families = st.sampled_from(
 def test_small_block_check_agrees_with_arrow_kernels(
     data: st.DataObject, rows: int, width: int
 ) -> None:
-    columns = []
-    for _ in range(width):
-        family = data.draw(families)
-        values = data.draw(st.lists(family, min_size=rows, max_size=rows))
-        columns.append(pa.chunked_array([pa.array(values, pa.string())]))
-    candidates = [set(data.draw(candidate_sets)) for _ in range(width)]
+    columns, candidates = draw_block(data, families, candidate_sets, rows, width)
     expected = count_by_column(columns, [set(possible) for possible in candidates])
     assert count_small_block(columns, candidates) == expected
 

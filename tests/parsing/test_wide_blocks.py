@@ -3,13 +3,12 @@ the column-by-column check does."""
 
 from __future__ import annotations
 
-import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.parsing.column_types import count_by_column, count_wide_block
 from service.parsing.type_rules import BOOLEAN, DATE, DATETIME, INTEGER, NUMBER
-from tests.parsing.strategies import typed_value
+from tests.parsing.strategies import draw_block, typed_value
 
 ALL = {BOOLEAN, INTEGER, NUMBER, DATE, DATETIME}
 candidate_sets = st.sampled_from([ALL, {INTEGER, NUMBER}, {NUMBER}, {DATE}, {DATETIME}, set()])
@@ -29,12 +28,7 @@ families = st.sampled_from(
 def test_wide_check_agrees_with_the_column_by_column_one(
     data: st.DataObject, rows: int, width: int
 ) -> None:
-    columns = []
-    for _ in range(width):
-        family = data.draw(families)
-        values = data.draw(st.lists(family, min_size=rows, max_size=rows))
-        columns.append(pa.chunked_array([pa.array(values, pa.string())]))
-    candidates = [set(data.draw(candidate_sets)) for _ in range(width)]
+    columns, candidates = draw_block(data, families, candidate_sets, rows, width)
     one_by_one = [
         count_by_column([column], [possible])[0]
         for column, possible in zip(columns, candidates, strict=True)
