@@ -15,11 +15,12 @@ DATE = "date"
 DATETIME = "datetime"
 STRING = "string"
 
-# The calendar is in the pattern: month lengths, and 29 February in leap years only.
+# The calendar is in the pattern: month lengths, and 29 February in leap years only (ISO
+# 8601's proleptic Gregorian calendar, in which year 0000 is one, as Arrow's date cast has it).
 _DAY_IN_ANY_YEAR = (
     r"((0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])|(0[13-9]|1[0-2])-(29|30)|(0[13578]|1[02])-31)"
 )
-_LEAP_YEAR = r"([0-9]{2}(0[48]|[2468][048]|[13579][26])|(0[48]|[2468][048]|[13579][26])00)"
+_LEAP_YEAR = r"([0-9]{2}(0[48]|[2468][048]|[13579][26])|(0[048]|[2468][048]|[13579][26])00)"
 _DATE = r"([0-9]{4}-" + _DAY_IN_ANY_YEAR + "|" + _LEAP_YEAR + "-02-29)"
 _HOUR, _MINUTE = r"([01][0-9]|2[0-3])", r"[0-5][0-9]"
 _TIME = _HOUR + ":" + _MINUTE + "(:" + _MINUTE + r"(\.[0-9]+)?)?"
