@@ -10,14 +10,17 @@ It runs in process (ASGI) for speed; tests/test_wire.py covers the real socket.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import schemathesis
 from schemathesis.engine import events, from_schema
+from schemathesis.engine.recorder import Interaction, Request
 from schemathesis.python import asgi
 
 from service.api.docs import build_openapi
@@ -82,9 +85,12 @@ def test_schemathesis_finds_nothing(data_dir: Path) -> None:
         for event in from_schema(schema).execute():
             if isinstance(event, events.ScenarioFinished):
                 scenarios += 1
-                for checks in event.recorder.checks.values():
+                for case_id, checks in event.recorder.checks.items():
+                    interaction = event.recorder.interactions.get(case_id)
                     for check in checks:
-                        if check.failure_info is not None:
+                        if check.failure_info is not None and not _a_valid_upload_after_all(
+                            check.name, interaction
+                        ):
                             failure = check.failure_info.failure
                             failures.append(
                                 f"{failure.code} {failure.title} ({check.name}):\n"
@@ -100,3 +106,51 @@ def test_schemathesis_finds_nothing(data_dir: Path) -> None:
     assert not errors, "\n\n".join(errors)
     assert not failures, "\n\n".join(sorted(set(failures)))
     assert scenarios > 0
+
+
+# One multipart part named `file`, with a file name: what POST /jobs asks for.
+_ONE_FILE_PART = re.compile(
+    rb"\A--(?P<boundary>[^\r]+)\r\n"
+    rb'Content-Disposition: form-data; name="file"; filename="[^"\r]*"\r\n'
+    rb"(?:(?!--(?P=boundary)).)*--(?P=boundary)--\r\n\Z",
+    re.DOTALL,
+)
+
+
+def _a_valid_upload_after_all(check: str, interaction: Interaction | None) -> bool:
+    """A negative case for POST /jobs whose body, once serialized as multipart, is a plain
+    upload of one file: the mutation (an extra or a missing property) did not survive the
+    serialization, so the 202 is right. A known class of schemathesis false positives for
+    multipart bodies; seen here once in several runs."""
+    if check != "negative_data_rejection" or interaction is None:
+        return False
+    request = interaction.request
+    content_type = " ".join(request.headers.get("Content-Type", []))
+    return (
+        request.method == "POST"
+        and urlsplit(request.uri).path == "/jobs"
+        and content_type.startswith("multipart/form-data")
+        and request.body is not None
+        and _ONE_FILE_PART.match(request.body) is not None
+    )
+
+
+def test_only_a_plain_one_file_upload_counts_as_valid_after_all() -> None:
+    def interaction(body: bytes, path: str = "/jobs") -> Interaction:
+        headers = {"Content-Type": ["multipart/form-data; boundary=b1"]}
+        request = Request("POST", f"http://testserver{path}", body, len(body), headers)
+        return Interaction(request=request, response=None)
+
+    one_file = (
+        b'--b1\r\nContent-Disposition: form-data; name="file"; filename="f.png"\r\n\r\n'
+        b"\x89PNG\r\n--b1--\r\n"
+    )
+    assert _a_valid_upload_after_all("negative_data_rejection", interaction(one_file))
+    extra_part = one_file[: -len(b"--b1--\r\n")] + (
+        b'--b1\r\nContent-Disposition: form-data; name="x"\r\n\r\n1\r\n--b1--\r\n'
+    )
+    no_file = one_file.replace(b'name="file"', b'name="other"')
+    assert not _a_valid_upload_after_all("negative_data_rejection", interaction(extra_part))
+    assert not _a_valid_upload_after_all("negative_data_rejection", interaction(no_file))
+    assert not _a_valid_upload_after_all("negative_data_rejection", interaction(one_file, "/x"))
+    assert not _a_valid_upload_after_all("not_a_server_error", interaction(one_file))
