@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from service.parsing.arrow_text import bytes_present, joined_values
-from service.parsing.small_blocks import SMALL_BLOCK_BYTES, SMALL_BLOCK_VALUES, count_small_block
+from service.parsing.small_blocks import SMALL_BLOCK_BYTES, count_small_block, is_small
 from service.parsing.type_rules import (
     BOOLEAN,
     CANDIDATES,
@@ -79,8 +79,7 @@ def _small(columns: list[pa.Array]) -> bool:
     empty field is an empty string, which `count_small_block` counts as null)."""
     rows = len(columns[0]) if columns else 0
     return (
-        rows <= PROBE_ROWS
-        and rows * len(columns) <= SMALL_BLOCK_VALUES
+        is_small(rows, len(columns))
         and sum(column.nbytes for column in columns) <= SMALL_BLOCK_BYTES
         and not any(column.null_count for column in columns)
     )
