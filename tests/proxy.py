@@ -39,7 +39,9 @@ class CuttingProxy:
         tb: TracebackType | None,
     ) -> None:
         self._closed = True
-        self._listener.close()
+        # Shut down, not only closed: closing a socket does not wake a thread blocked in its
+        # accept() or recv(), and joining that thread would wait out its timeout.
+        _close(self._listener)
         for sock in self._sockets:
             _close(sock)
         for thread in self._threads:

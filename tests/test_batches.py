@@ -25,7 +25,7 @@ from service.config import Settings
 from service.db import SessionFactory, create_engine, session_factory, transaction
 from service.jobs.views import etag_of
 from service.models import Job, JobPublic, JobStatus
-from service.runner import lifecycle, outputs, worker
+from service.runner import lifecycle, outputs, worker_calls
 from service.runner.execute import execute_claimed, execute_many
 from service.runner.executors import inprocess
 from service.runner.executors.pool import ProcessPool, WorkerDied
@@ -389,7 +389,7 @@ class _PoolWhoseBatchesDie:
     async def start(self) -> None: ...
 
     async def run(self, function: Any, *args: Any) -> None:
-        if function is worker.run_jobs:
+        if function is worker_calls.run_jobs:
             await lifecycle.claim_many(self._sessions, args[0], self._settings)
             raise WorkerDied("killed mid-batch")
         await execute_many([args[0]], self._settings, self._sessions)

@@ -20,6 +20,22 @@ LIGHT_MODULES = [
 HEAVY = ["starlette", "fastapi", "python_multipart", "pyarrow", "celery"]
 
 
+def test_the_api_process_loads_no_parser_and_no_arrow() -> None:
+    # What `make serve` imports before its first request: the app, and the executor it runs
+    # jobs with (whose worker processes load the parser themselves).
+    probe = (
+        "import sys\n"
+        "import service.main\n"
+        "import service.runner.executors.inprocess\n"
+        "print(','.join(name for name in ('pyarrow', 'service.parsing') if name in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""
+
+
 def test_the_import_contracts_hold() -> None:
     done = subprocess.run(
         [str(Path(sys.executable).with_name("lint-imports")), "--no-cache"],

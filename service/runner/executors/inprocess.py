@@ -22,7 +22,7 @@ from typing import Any
 from service.config import Settings
 from service.db import SessionFactory
 from service.models import Job
-from service.runner import lifecycle, worker
+from service.runner import lifecycle, worker_calls
 from service.runner.executors import JobDone
 from service.runner.executors.pool import POOL_PARENT_PID_ENV, ProcessPool, WorkerDied
 from service.storage import job_paths
@@ -51,7 +51,7 @@ def _new_pool(size: int, settings: Settings) -> ProcessPool:
             "service.runner.worker",
         ]
     )
-    return ProcessPool(size, context, functools.partial(worker.init_pool_process, settings))
+    return ProcessPool(size, context, functools.partial(worker_calls.init_pool_process, settings))
 
 
 class InProcessExecutor:
@@ -161,12 +161,12 @@ class InProcessExecutor:
                 row, since = claimed
                 check = time.monotonic() - since > CLAIM_UNCHECKED_S
                 finished = await self._pool.run(
-                    functools.partial(worker.run_claimed, check=check), row, self._settings
+                    functools.partial(worker_calls.run_claimed, check=check), row, self._settings
                 )
             elif len(batch) == 1:
-                finished = await self._pool.run(worker.run_job, batch[0], self._settings)
+                finished = await self._pool.run(worker_calls.run_job, batch[0], self._settings)
             else:
-                finished = await self._pool.run(worker.run_jobs, batch, self._settings)
+                finished = await self._pool.run(worker_calls.run_jobs, batch, self._settings)
         except WorkerDied as died:
             if self._paused:
                 return  # stopped at shutdown: the job resumes at the next start
