@@ -57,13 +57,18 @@ format: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(PY) -m mypy
 
+# The suite runs in one process per core, at most four (pytest-xdist), each taking whole test
+# files: most tests wait on servers and processes they started, so two share a core well, and
+# a file's tests share its module fixtures.
+PYTEST_PARALLEL := -n auto --maxprocesses=4 --dist loadfile
+
 # The whole suite, as CI runs it.
 test: lint typecheck
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_PARALLEL)
 
 # Everything but the tests that start real servers and processes (marked slow): for daily work.
 test-fast: lint typecheck
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest $(PYTEST_PARALLEL) -m "not slow"
 
 all: test
 
