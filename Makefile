@@ -21,10 +21,13 @@ endif
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
+# The test set holds the serve and scale-out sets at the same versions (they are resolved
+# against it): once it is installed, `make serve` run by the tests has nothing to install
+# into the venv that the other test processes are using.
 $(VENV)/.installed-%: requirements/%.txt pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --require-hashes -r $<
 	$(PY) -m pip install --quiet --no-deps -e .
-	touch $@
+	touch $@ $(if $(filter test,$*),$(VENV)/.installed-serve $(VENV)/.installed-scaleout)
 
 install: $(VENV)/.installed-$(SERVE_SET)
 

@@ -94,7 +94,7 @@ def check_migrated(database_url: str) -> None:
 
 
 class MissingDependency(Exception):
-    """The settings ask for the scale-out deployment, whose libraries are not installed."""
+    """A library the settings call for is not installed."""
 
 
 def check_dependencies(settings: Settings) -> None:
@@ -105,6 +105,13 @@ def check_dependencies(settings: Settings) -> None:
         needed.append("celery")
     if not is_sqlite(settings.sqlalchemy_url):
         needed.append("psycopg")
+    if settings.executor == "inprocess" and importlib.util.find_spec("pyarrow") is None:
+        # The API itself never imports the parser: without this, its workers would die at
+        # start, one after the other, and the jobs would wait for ever.
+        raise MissingDependency(
+            "pyarrow not installed: the worker processes parse with it "
+            "(`make serve` installs it; or pip install -e .)"
+        )
     missing = [name for name in needed if importlib.util.find_spec(name) is None]
     if missing:
         raise MissingDependency(

@@ -123,6 +123,20 @@ def test_a_second_instance_on_the_same_data_dir_leaves_the_first_alone(
         assert done["started_at"] == job["started_at"]
 
 
+def test_the_single_machine_deployment_without_its_parser_library_is_explained(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    installed = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *rest: None if name == "pyarrow" else installed(name, *rest),
+    )
+    with pytest.raises(MissingDependency, match=r"pyarrow not installed: the worker processes"):
+        check_dependencies(Settings(executor="inprocess"))
+    check_dependencies(Settings(executor="celery"))  # the API alone does not parse
+
+
 def test_the_scale_out_deployment_without_its_libraries_is_explained(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

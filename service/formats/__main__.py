@@ -69,7 +69,7 @@ def run(format: str, result: Path, destination: Path, columns: list[dict[str, ob
 if __name__ == "__main__":
     status = main(sys.argv[1:])
     # The file is written, or removed; what is left is tearing down an interpreter that holds
-    # Arrow and its threads, 30-40 ms that the request waiting for this process would pay.
+    # Arrow and its threads, 45-60 ms that the request waiting for this process would pay.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)
