@@ -2,8 +2,8 @@
 
 A task is sent as a reference to a function, and the API only names these; each imports
 `worker` where it runs. In a worker process that costs nothing (the forkserver preloads it),
-while the API process never loads the parser, Arrow and their dependencies (0.8 s of its
-start-up, and their memory, for modules it never runs).
+while the API process never loads the parser, Arrow and their dependencies (about a second
+of its start-up, and half its memory, for modules it never runs).
 """
 
 from __future__ import annotations
