@@ -17,6 +17,10 @@ BLOCK_BYTES = 2 << 20
 # its result.
 WORKERS = min(os.cpu_count() or 2, 4)
 IN_FLIGHT = WORKERS + 1
+# Blocks asked of the disk ahead of the one being mapped, for a result not in the page cache:
+# converting the 1 GB CSV's result (1.95 GB) to Parquet took 6.8 s cold against 5.5-5.9 s
+# warm; 6.1-6.3 s with 2 × IN_FLIGHT blocks ahead, 6.0 s with 16.
+READ_AHEAD_BLOCKS = 16
 
 T = TypeVar("T")
 
@@ -34,6 +38,7 @@ def read_blocks(result: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[memory
         size = os.fstat(source.fileno()).st_size
         start = 0
         while start < size:
+            _read_ahead(source.fileno(), start, block_bytes)
             # A map starts at a multiple of the allocation granularity at or before `start`.
             base = start - start % mmap.ALLOCATIONGRANULARITY
             length = min(start - base + block_bytes, size - base)
@@ -51,6 +56,13 @@ def read_blocks(result: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[memory
                 return
             yield view[start - base : end]
             start = base + end
+
+
+def _read_ahead(fd: int, start: int, block_bytes: int) -> None:
+    """Ask the kernel to read the coming blocks now, in the background, in case the result
+    is not in the page cache (the runner drops a big result's pages as it writes them)."""
+    if hasattr(os, "posix_fadvise"):  # not on macOS
+        os.posix_fadvise(fd, start, READ_AHEAD_BLOCKS * block_bytes, os.POSIX_FADV_WILLNEED)
 
 
 def map_in_order(work: Callable[[memoryview], T], blocks: Iterator[memoryview]) -> Iterator[T]:
