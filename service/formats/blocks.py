@@ -21,9 +21,6 @@ IN_FLIGHT = WORKERS + 1
 # converting the 1 GB CSV's result (1.95 GB) to Parquet took 6.8 s cold against 5.5-5.9 s
 # warm; 6.1-6.3 s with 2 × IN_FLIGHT blocks ahead, 6.0 s with 16.
 READ_AHEAD_BLOCKS = 16
-# Blocks left behind the one being mapped before their pages leave the page cache: by then
-# their maps are gone (a page still mapped is kept anyway).
-DROP_BEHIND_BLOCKS = 4 * IN_FLIGHT
 
 T = TypeVar("T")
 
@@ -40,9 +37,8 @@ def read_blocks(result: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[memory
     with open(result, "rb", buffering=0) as source:
         size = os.fstat(source.fileno()).st_size
         start = 0
-        dropped = 0
         while start < size:
-            dropped = _page_cache_window(source.fileno(), start, block_bytes, dropped)
+            _read_ahead(source.fileno(), start, block_bytes)
             # A map starts at a multiple of the allocation granularity at or before `start`.
             base = start - start % mmap.ALLOCATIONGRANULARITY
             length = min(start - base + block_bytes, size - base)
@@ -62,23 +58,11 @@ def read_blocks(result: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[memory
             start = base + end
 
 
-def _page_cache_window(fd: int, start: int, block_bytes: int, dropped: int) -> int:
-    """Ask the kernel to read the coming blocks now, in the background (the runner drops a
-    big result's pages from the page cache as it writes them), and to drop the pages of the
-    blocks done with; returns the offset up to which pages are dropped.
-
-    On the benchmark VM, reading a 1.95 GB result into pages the cache kept cost the
-    converter 3 CPU-s more than reading it from the cache (13.3 against 10.3 CPU-s; Parquet
-    over HTTP in 7.4-9.1 s against 5.6-6.5 s); through a window of pages dropped behind,
-    6.8-6.9 s (6.1 s from the cache)."""
-    if not hasattr(os, "posix_fadvise"):  # not on macOS
-        return dropped
-    os.posix_fadvise(fd, start, READ_AHEAD_BLOCKS * block_bytes, os.POSIX_FADV_WILLNEED)
-    behind = start - DROP_BEHIND_BLOCKS * block_bytes
-    if behind > dropped:
-        os.posix_fadvise(fd, dropped, behind - dropped, os.POSIX_FADV_DONTNEED)
-        return behind
-    return dropped
+def _read_ahead(fd: int, start: int, block_bytes: int) -> None:
+    """Ask the kernel to read the coming blocks now, in the background, in case the result
+    is not in the page cache (the runner drops a big result's pages as it writes them)."""
+    if hasattr(os, "posix_fadvise"):  # not on macOS
+        os.posix_fadvise(fd, start, READ_AHEAD_BLOCKS * block_bytes, os.POSIX_FADV_WILLNEED)
 
 
 def map_in_order(work: Callable[[memoryview], T], blocks: Iterator[memoryview]) -> Iterator[T]:
