@@ -15,6 +15,10 @@ from service.storage import AttemptPaths, fsync_dir, fsync_file
 # CSV's result (157 MB) held its job 0.38-0.51 s to succeeded with 0.5 s, 0.26-0.38 s with
 # 0.1 s; the 1 GB CSV 5.1-5.4 s against 4.5-4.8 s.
 WRITEBACK_INTERVAL_S = 0.1
+# Uploads smaller than this (those that run in batches, `SMALL_JOB_BYTES` in
+# `executors/inprocess.py`) leave their output to the final fsync: a batch of small jobs
+# slowed past 0.1 s by a busy machine would otherwise sync each job's file on its own.
+WRITEBACK_MIN_BYTES = 1 << 20
 
 
 def fresh_output_dir(paths: AttemptPaths) -> None:
