@@ -40,6 +40,7 @@ class Column:
     name: str
     kind: str  # the type in result.columns
     demoted: bool = False  # written as the exact text of its values instead
+    nullable: bool = True  # False when result.columns counts no null in it
 
     @property
     def json_text(self) -> bool:
@@ -59,7 +60,12 @@ class Plan:
 
     @classmethod
     def of(cls, summary: list[dict[str, object]]) -> Plan:
-        return cls(tuple(Column(str(c["name"]), str(c["type"])) for c in summary))
+        return cls(
+            tuple(
+                Column(str(c["name"]), str(c["type"]), nullable=c.get("nulls") != 0)
+                for c in summary
+            )
+        )
 
     @property
     def names(self) -> list[str]:

@@ -1,5 +1,8 @@
 """A block's columns as Arrow's JSON reader gives them, and the raw JSON text of the others.
 
+Records of flat scalar columns are first tried by Arrow's CSV reader cut at quote marks
+(`flat_records`), which gives the same arrays for about half the CPU.
+
 Arrow's reader is fast but only gives JSON scalars in the types asked for; it refuses a whole
 block in which one value is of another JSON type than its column's (a number in a string
 column, an object anywhere). Columns it cannot give, and every column of a block it
@@ -15,6 +18,7 @@ import pyarrow as pa
 import pyarrow.json as pa_json
 
 from service.formats.columns import Column
+from service.formats.flat_records import flat_layout, read_flat
 from service.formats.raw_values import raw_columns
 
 # The type to ask Arrow's reader for a column, or None for its raw text.
@@ -29,6 +33,8 @@ class BlockColumns:
 
 def read_columns(block: memoryview, columns: Sequence[Column], read_type: ReadType) -> BlockColumns:
     wanted = {c.name: t for c in columns if (t := read_type(c)) is not None}
+    if flat_layout(columns, wanted) and (flat := read_flat(block, columns)) is not None:
+        return BlockColumns(flat, {})
     table = read_json(block, wanted) if wanted else None
     read = {} if table is None else {name: one_chunk(table.column(name)) for name in wanted}
     rest = [c.name for c in columns if c.name not in read]
