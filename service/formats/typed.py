@@ -1,8 +1,9 @@
 """One block of NDJSON records as an Arrow record batch in the plan's types.
 
 Arrow's JSON reader types the scalar columns (the plan already knows their types, so nothing
-is inferred); the columns it cannot read, or a whole block it refuses, come from the raw
-value texts instead. A column whose values do not fit its type is reported for demotion.
+is inferred), or, for flat records, Arrow's CSV reader in the same types (`reading.py`); the
+columns the JSON reader cannot read, or a whole block it refuses, come from the raw value
+texts instead. A column whose values do not fit its type is reported for demotion.
 """
 
 from __future__ import annotations
