@@ -86,19 +86,14 @@ def read_flat(block: memoryview, columns: Sequence[Column]) -> dict[str, pa.Arra
         )
         arrays: dict[str, pa.Array] = {}
         for field in layout.fields:
-            keys = _one_chunk(table.column(field.key)).dictionary
+            keys = table.column(field.key).combine_chunks().dictionary
             if len(keys) != 1 or keys[0].as_py() != field.name:
                 return None
-            values = _one_chunk(table.column(field.value))
+            values = table.column(field.value).combine_chunks()
             arrays[field.name] = values if field.bare is None else _bare(values, field.bare)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
     return arrays
-
-
-def _one_chunk(column: pa.ChunkedArray) -> pa.Array:
-    """The block's one chunk (its size is the reader's block size), taken without a copy."""
-    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
 def _bare(texts: pa.Array, target: pa.DataType) -> pa.Array:
