@@ -52,25 +52,48 @@ class _Layout:
 
 def flat_layout(columns: Sequence[Column], types: Mapping[str, pa.DataType]) -> bool:
     """Whether records of these columns, read in these types, can be read by `read_flat`:
-    scalars only, none demoted, and no nulls in the quoted ones (a null is not quoted, so it
-    would shift the fields after it)."""
-    if not columns:
+    those `flat_text_layout` takes, each asked for in the type Arrow's JSON reader gives it."""
+    if not flat_text_layout(columns):
         return False
-    for column in columns:
-        wanted = types.get(column.name)
-        if column.demoted:
-            return False
-        if column.kind in _QUOTED:
-            if wanted != pa.string() or column.nullable:
-                return False
-        elif column.kind not in _BARE or wanted != _BARE[column.kind]:
-            return False
-    return True
+    wanted = (_QUOTED[c.kind] if c.kind in _QUOTED else _BARE[c.kind] for c in columns)
+    return all(types.get(c.name) == t for c, t in zip(columns, wanted, strict=True))
+
+
+def flat_text_layout(columns: Sequence[Column]) -> bool:
+    """Whether records of these columns can be read by `read_flat` or `flat_texts`: scalars
+    only, none demoted, and no nulls in the quoted ones (a null is not quoted, so it would
+    shift the fields after it)."""
+    return bool(columns) and all(
+        not c.demoted and (c.kind in _BARE or (c.kind in _QUOTED and not c.nullable))
+        for c in columns
+    )
 
 
 def read_flat(block: memoryview, columns: Sequence[Column]) -> dict[str, pa.Array] | None:
     """The block's columns in the types Arrow's JSON reader gives them, or None if the block
     is not laid out as `flat_layout` allows (the columns must pass it)."""
+    values = _values(block, columns)
+    if values is None:
+        return None
+    try:
+        return {f.name: v if f.bare is None else pc.cast(_text(v), f.bare) for f, v in values}
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+
+
+def flat_texts(block: memoryview, columns: Sequence[Column]) -> list[pa.Array] | None:
+    """Each column's values as their JSON text, strings unquoted and null for null (the
+    columns must pass `flat_text_layout`); None if the block is not laid out so. A number's
+    or a boolean's text is not checked here."""
+    values = _values(block, columns)
+    if values is None:
+        return None
+    return [v if f.bare is None else _text(v) for f, v in values]
+
+
+def _values(block: memoryview, columns: Sequence[Column]) -> list[tuple[_Field, pa.Array]] | None:
+    """Each column's value field as the CSV reader gives it, the keys checked; None if the
+    block is not laid out as the parser writes records."""
     if _BACKSLASH.search(block):
         return None
     layout = _layout(tuple((c.name, c.kind) for c in columns))
@@ -84,25 +107,24 @@ def read_flat(block: memoryview, columns: Sequence[Column]) -> dict[str, pa.Arra
             parse_options=_PARSE,
             convert_options=layout.convert,
         )
-        arrays: dict[str, pa.Array] = {}
-        for field in layout.fields:
-            keys = table.column(field.key).combine_chunks().dictionary
-            if len(keys) != 1 or keys[0].as_py() != field.name:
-                return None
-            values = table.column(field.value).combine_chunks()
-            arrays[field.name] = values if field.bare is None else _bare(values, field.bare)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
-    return arrays
+    values = []
+    for field in layout.fields:
+        keys = table.column(field.key).combine_chunks().dictionary
+        if len(keys) != 1 or keys[0].as_py() != field.name:
+            return None
+        values.append((field, table.column(field.value).combine_chunks()))
+    return values
 
 
-def _bare(texts: pa.Array, target: pa.DataType) -> pa.Array:
-    """`:value,` (or `:value}`) as the value in `target`; `:null,` as null."""
-    values = pc.utf8_slice_codeunits(texts, 1, -1)
+def _text(field: pa.Array) -> pa.Array:
+    """`:value,` (or `:value}`) as `value`; `:null,` as null."""
+    values = pc.utf8_slice_codeunits(field, 1, -1)
     nulls = pc.equal(values, "null")
     if pc.any(nulls).as_py():
         values = pc.if_else(nulls, _NULL, values)
-    return pc.cast(values, target)
+    return values
 
 
 @functools.lru_cache(maxsize=64)

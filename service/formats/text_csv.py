@@ -7,9 +7,12 @@ string is written `""` so that readers that can (PostgreSQL's COPY) tell it from
 in a file of one column, where a null is `""` too: an empty line would be skipped by readers.
 Lines end with CRLF.
 
-Arrow's JSON reader cannot give a number's text, only its value, so for records laid out as
-the parser writes them (compact, every key in column order) the number values are first put
-in quotes; in any other block the numbers, objects and arrays come from their raw JSON text.
+Records laid out as the parser writes them (compact, every key in column order) are cut at
+their quote marks by Arrow's CSV reader (`flat_records`), which gives every value's text as
+written. Where that layout does not hold for every column (null strings), Arrow's JSON reader
+reads them instead; it cannot give a number's text, only its value, so the number values are
+first put in quotes. In any other block the numbers, objects and arrays come from their raw
+JSON text.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from service.formats.columns import (
     Column,
     Plan,
 )
+from service.formats.flat_records import flat_text_layout, flat_texts
 from service.formats.raw_values import NULL_TEXT, canonical_text
 from service.formats.reading import one_chunk, read_columns, read_json
 
@@ -43,6 +47,7 @@ _NEEDS_QUOTES_BYTES = tuple(re.compile(re.escape(c.encode())) for c in _NEEDS_QU
 _NUMBERS = (INTEGER, NUMBER)
 # Columns whose canonical text never holds a character that needs quoting.
 _PLAIN = (INTEGER, NUMBER, BOOLEAN, NULL, DATE, DATETIME)
+_BOOLEAN_TEXTS = pa.array(["true", "false"])
 
 
 def write_csv(result: Path, plan: Plan, target: Path) -> None:
@@ -59,7 +64,7 @@ def header(plan: Plan) -> str:
 
 
 def csv_lines(block: memoryview, plan: Plan) -> memoryview:
-    texts = _texts_numbers_quoted(block, plan) or _texts(block, plan)
+    texts = _texts_flat(block, plan) or _texts_numbers_quoted(block, plan) or _texts(block, plan)
     fields = [
         texts[i] if column.kind in _PLAIN else _csv_fields(texts[i])
         for i, column in enumerate(plan.columns)
@@ -73,6 +78,27 @@ def csv_lines(block: memoryview, plan: Plan) -> memoryview:
     lines = pc.binary_join_element_wise(*fields, ",", options=options)
     lines = pc.binary_join_element_wise(lines, "", LINE_END)
     return _data(lines)
+
+
+def _texts_flat(block: memoryview, plan: Plan) -> list[pa.Array] | None:
+    """Each column's canonical text, cut from records laid out as the parser writes them by
+    Arrow's CSV reader (`flat_records`); None for a block laid out otherwise, or whose number
+    or boolean texts are not what their column holds."""
+    if not flat_text_layout(plan.columns):
+        return None
+    texts = flat_texts(block, plan.columns)
+    if texts is None:
+        return None
+    for column, text in zip(plan.columns, texts, strict=True):
+        if column.kind in _NUMBERS and _number_texts(text) is None:
+            return None
+        if column.kind == BOOLEAN and not _boolean_texts(text):
+            return None
+    return texts
+
+
+def _boolean_texts(texts: pa.Array) -> bool:
+    return bool(pc.all(pc.is_in(pc.drop_null(texts), _BOOLEAN_TEXTS), min_count=0).as_py())
 
 
 def _texts_numbers_quoted(block: memoryview, plan: Plan) -> list[pa.Array] | None:

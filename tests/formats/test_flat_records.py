@@ -4,6 +4,7 @@ reader gives, and any block laid out otherwise is left to the JSON reader."""
 from __future__ import annotations
 
 from typing import Any
+from unittest import mock
 
 import orjson
 import pyarrow as pa
@@ -11,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.formats.columns import Column
+from service.formats import text_csv
+from service.formats.columns import Column, Plan
 from service.formats.flat_records import flat_layout, read_flat
 from service.formats.reading import read_columns, read_json
 
@@ -85,6 +87,19 @@ def test_flat_records_read_as_the_json_reader_reads_them(rows: list[dict[str, An
     assert read_columns(block, COLUMNS, lambda c: WANTED[c.name]).read.keys() == WANTED.keys()
     for name, values in read_columns(block, COLUMNS, lambda c: WANTED[c.name]).read.items():
         assert values.equals(expected[name]), name
+
+
+@SETTINGS
+@given(rows=records)
+def test_csv_lines_cut_from_flat_records_are_those_of_the_json_reader(
+    rows: list[dict[str, Any]],
+) -> None:
+    block = block_of(rows)
+    plan = Plan(tuple(COLUMNS))
+    assert (text_csv._texts_flat(block, plan) is None) == (b"\\" in bytes(block))
+    flat = bytes(text_csv.csv_lines(block, plan))
+    with mock.patch.object(text_csv, "flat_text_layout", return_value=False):
+        assert bytes(text_csv.csv_lines(block, plan)) == flat
 
 
 ROW = {
