@@ -26,8 +26,9 @@ import pyarrow.csv as pa_csv
 
 from service.formats.columns import BOOLEAN, DATE, DATETIME, INTEGER, NUMBER, STRING, Column
 
-# The type Arrow's JSON reader gives a column of each kind, which this reader gives too.
-_QUOTED = {STRING: pa.string(), DATE: pa.string(), DATETIME: pa.string()}
+# Kinds written as JSON strings, which Arrow's JSON reader gives as strings, and the type it
+# gives each kind written bare; this reader gives the same.
+_QUOTED = frozenset({STRING, DATE, DATETIME})
 _BARE = {INTEGER: pa.int64(), NUMBER: pa.float64(), BOOLEAN: pa.bool_()}
 _BACKSLASH = re.compile(rb"\\")
 _NULL = pa.scalar(None, pa.string())
@@ -55,7 +56,7 @@ def flat_layout(columns: Sequence[Column], types: Mapping[str, pa.DataType]) -> 
     those `flat_text_layout` takes, each asked for in the type Arrow's JSON reader gives it."""
     if not flat_text_layout(columns):
         return False
-    wanted = (_QUOTED[c.kind] if c.kind in _QUOTED else _BARE[c.kind] for c in columns)
+    wanted = (pa.string() if c.kind in _QUOTED else _BARE[c.kind] for c in columns)
     return all(types.get(c.name) == t for c, t in zip(columns, wanted, strict=True))
 
 

@@ -90,7 +90,7 @@ def _texts_flat(block: memoryview, plan: Plan) -> list[pa.Array] | None:
     if texts is None:
         return None
     for column, text in zip(plan.columns, texts, strict=True):
-        if column.kind in _NUMBERS and _number_texts(text) is None:
+        if column.kind in _NUMBERS and not _all_numbers(text):
             return None
         if column.kind == BOOLEAN and not _boolean_texts(text):
             return None
@@ -180,11 +180,16 @@ def _number_texts(values: pa.Array) -> pa.Array | None:
     """The texts of a number column put in quotes, or None if one of them is not a number
     (the block was not laid out as assumed)."""
     texts = pc.if_else(pc.equal(values, NULL_TEXT.decode()), None, values)
+    return texts if _all_numbers(texts) else None
+
+
+def _all_numbers(texts: pa.Array) -> bool:
+    """Every text not null is a number's."""
     try:
-        pc.cast(texts, pa.float64())  # only number texts pass
+        pc.cast(texts, pa.float64())
     except pa.ArrowInvalid:
-        return None
-    return texts
+        return False
+    return True
 
 
 def _csv_fields(texts: pa.Array) -> pa.Array:
