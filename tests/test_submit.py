@@ -185,6 +185,38 @@ async def test_bad_options_are_400(client: httpx.AsyncClient) -> None:
     assert (await client.get("/jobs")).json()["items"] == []
 
 
+async def test_every_bad_parameter_is_named_in_one_400(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/jobs?delimiter=ab&max_errors=-1&colour=blue&colour=red",
+        files={"file": ("a.csv", b"a\n1\n", "text/csv")},
+        headers={"Idempotency-Key": '""'},
+    )
+    problem = assert_problem(response, 400)
+    assert [(error["loc"], error["type"]) for error in problem["errors"]] == [
+        (["query", "delimiter"], "string_too_long"),
+        (["query", "max_errors"], "greater_than_equal"),
+        (["query", "colour"], "extra_forbidden"),
+        (["header", "idempotency-key"], "string_pattern_mismatch"),
+    ]
+    too_long = {"Idempotency-Key": "k" * 256}
+    response = await client.post("/jobs", content=b"a\n1\n", headers=too_long)
+    problem = assert_problem(response, 400)
+    assert problem["errors"][0]["loc"] == ["header", "idempotency-key"]
+    assert (await client.get("/jobs")).json()["items"] == []
+
+
+async def test_an_option_given_twice_in_the_query_takes_the_last(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(
+        "/jobs?header=true&header=false",
+        content=b"1,2\n",
+        headers={"Content-Type": "text/csv"},
+    )
+    assert response.status_code == 202
+    assert response.json()["options"]["header"] is False
+
+
 async def test_malformed_multipart_is_400(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/jobs", content=b"garbage", headers={"Content-Type": "multipart/form-data"}

@@ -6,11 +6,13 @@ import json
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
 
 from service.api import examples
 from service.api.deps import OwnerDep, RuntimeDep, runtime_of
+from service.api.hand_read import IDEMPOTENCY_KEY_PATTERN, reading_params_by_hand, submit_params
 from service.api.headers import (
     MAX_WAIT_S,
     etag_matches,
@@ -30,8 +32,67 @@ from service.upload.submit import MAX_IDEMPOTENCY_KEY_CHARS, SubmitQuery
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
-@router.post(
+async def submit_job(
+    request: Request,
+    owner: OwnerDep,
+    query: Annotated[SubmitQuery, Query()],
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=MAX_IDEMPOTENCY_KEY_CHARS,
+            pattern=IDEMPOTENCY_KEY_PATTERN,
+            description="Retry safely: the same key and content return the job (200)",
+            examples=["orders-2026-11-24"],
+        ),
+    ] = None,
+    repr_digest: Annotated[
+        str | None,
+        Header(
+            description="`sha-256=:<base64>:` of the body as sent (for multipart, the whole "
+            "multipart body; RFC 9530); a mismatch is 400 and nothing is kept",
+            examples=["sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:"],
+        ),
+    ] = None,
+    content_digest: Annotated[
+        str | None,
+        Header(
+            description="`sha-256=:<base64>:` of the body as sent (RFC 9530); a mismatch is 400 "
+            "and nothing is kept",
+            examples=["sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:"],
+        ),
+    ] = None,
+    prefer: Annotated[
+        str | None,
+        Header(
+            description="`wait=N` (N ≤ 30): answer once the job is done, or after N seconds",
+            examples=["wait=10"],
+        ),
+    ] = None,
+) -> Response:
+    """Upload a file (multipart field `file`, or the raw body) and start a job that parses it."""
+    runtime = runtime_of(request)
+    wait = preferred_wait(prefer)
+    submitted = await submission.submit(request, runtime, owner, query, start=wait is not None)
+    background = None
+    if submitted.created and wait is None:
+        background = BackgroundTask(submission.dispatch, runtime, submitted.job.id)
+    job = await submission.answer(runtime, submitted, owner, wait)
+    headers = {"Location": f"/jobs/{job.id}", **job_headers(job)}
+    if wait is not None:
+        headers["Preference-Applied"] = f"wait={plain_seconds(wait)}"
+    return Response(
+        job.model_dump_json(),
+        status_code=200 if job.done or not submitted.created else 202,
+        media_type="application/json",
+        headers=headers,
+        background=background,
+    )
+
+
+router.add_api_route(
     "",
+    submit_job,
+    methods=["POST"],
     status_code=202,
     response_model=JobPublic,
     operation_id="submitJob",
@@ -60,59 +121,10 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
         **problems(401),
     },
     openapi_extra=UPLOAD_BODY,
+    # The route clients upload to reads its parameters itself (see hand_read); what it
+    # declares here makes the OpenAPI document.
+    route_class_override=reading_params_by_hand(submit_params),
 )
-async def submit_job(
-    request: Request,
-    response: Response,
-    background: BackgroundTasks,
-    owner: OwnerDep,
-    query: Annotated[SubmitQuery, Query()],
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            max_length=MAX_IDEMPOTENCY_KEY_CHARS,
-            pattern=r'[^\s"]',
-            description="Retry safely: the same key and content return the job (200)",
-            examples=["orders-2026-11-24"],
-        ),
-    ] = None,
-    repr_digest: Annotated[
-        str | None,
-        Header(
-            description="`sha-256=:<base64>:` of the body as sent (for multipart, the whole "
-            "multipart body; RFC 9530); a mismatch is 400 and nothing is kept",
-            examples=["sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:"],
-        ),
-    ] = None,
-    content_digest: Annotated[
-        str | None,
-        Header(
-            description="`sha-256=:<base64>:` of the body as sent (RFC 9530); a mismatch is 400 "
-            "and nothing is kept",
-            examples=["sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:"],
-        ),
-    ] = None,
-    prefer: Annotated[
-        str | None,
-        Header(
-            description="`wait=N` (N ≤ 30): answer once the job is done, or after N seconds",
-            examples=["wait=10"],
-        ),
-    ] = None,
-) -> JobPublic:
-    """Upload a file (multipart field `file`, or the raw body) and start a job that parses it."""
-    runtime = runtime_of(request)  # not a dependency: see get_job
-    wait = preferred_wait(prefer)
-    submitted = await submission.submit(request, runtime, owner, query, start=wait is not None)
-    if submitted.created and wait is None:
-        background.add_task(submission.dispatch, runtime, submitted.job.id)
-    job = await submission.answer(runtime, submitted, owner, wait)
-    if wait is not None:
-        response.headers["Preference-Applied"] = f"wait={plain_seconds(wait)}"
-    response.status_code = 200 if job.done or not submitted.created else 202
-    response.headers["Location"] = f"/jobs/{job.id}"
-    response.headers.update(job_headers(job))
-    return job
 
 
 @router.get("", response_model=JobPage, operation_id="listJobs", responses=problems(400, 401))
