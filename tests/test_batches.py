@@ -425,3 +425,30 @@ async def test_jobs_of_a_batch_whose_worker_died_are_not_charged_for_it(
         job = await row(sessions, job_id)
         assert (job.status, job.attempts) == (JobStatus.succeeded, 1), job_id
         assert result_of(narrow, job_id) == expected_rows(n)
+
+
+async def test_an_output_is_written_back_only_once_it_has_grown(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A small job's output is left to the final fsync, however long its parse takes; an
+    output that grows past `WRITEBACK_MIN_BYTES` is written back as it grows, whatever the
+    size of the upload (a small gzip upload can expand to gigabytes)."""
+    synced: list[int] = []
+    monkeypatch.setattr(outputs, "WRITEBACK_INTERVAL_S", 0.01)
+    monkeypatch.setattr(outputs, "datasync", lambda path: synced.append(path.stat().st_size))
+    path = tmp_path / "result.ndjson.partial"
+    writing_back = asyncio.create_task(outputs.write_back(path))
+    try:
+        path.write_bytes(b"{}\n" * 1000)
+        await asyncio.sleep(20 * outputs.WRITEBACK_INTERVAL_S)
+        assert synced == []
+        with path.open("ab") as output:
+            output.write(b"{}\n" * outputs.WRITEBACK_MIN_BYTES)
+        deadline = asyncio.get_running_loop().time() + 10
+        while not synced and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        assert synced and synced[0] > outputs.WRITEBACK_MIN_BYTES
+    finally:
+        writing_back.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await writing_back

@@ -87,13 +87,11 @@ def _io_message(exc: OSError) -> str:
 
 
 async def _parse(
-    paths: AttemptPaths, options: parsing.ParseOptions, reporter: ProgressWriter, size: int
+    paths: AttemptPaths, options: parsing.ParseOptions, reporter: ProgressWriter
 ) -> parsing.ParseResult:
     parse = parsing.parse_file(
         paths.upload, paths.result_partial, paths.errors_partial, options, reporter
     )
-    if size < outputs.WRITEBACK_MIN_BYTES:
-        return await parse
     writeback = asyncio.create_task(outputs.write_back(paths.result_partial))
     try:
         return await parse
@@ -227,7 +225,7 @@ async def _parse_one(
     reporter = ProgressWriter(sessions, job_id, attempt, settings.progress_interval_s)
     started = time.monotonic()
     try:
-        result = await _parse(paths, parse_options(job, settings), reporter, job.file_size)
+        result = await _parse(paths, parse_options(job, settings), reporter)
     except lifecycle.JobCancelled:
         await asyncio.to_thread(outputs.remove_partials, paths)
         logger.info("job stopped: no longer running under this attempt", extra=log)

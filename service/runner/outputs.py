@@ -15,9 +15,11 @@ from service.storage import AttemptPaths, fsync_dir, fsync_file
 # CSV's result (157 MB) held its job 0.38-0.51 s to succeeded with 0.5 s, 0.26-0.38 s with
 # 0.1 s; the 1 GB CSV 5.1-5.4 s against 4.5-4.8 s.
 WRITEBACK_INTERVAL_S = 0.1
-# Uploads smaller than this (those that run in batches, `SMALL_JOB_BYTES` in
-# `executors/inprocess.py`) leave their output to the final fsync: a batch of small jobs
-# slowed past 0.1 s by a busy machine would otherwise sync each job's file on its own.
+# The output is written back once this much more of it was written since the last time:
+# smaller outputs (those of the small jobs that run in batches) are left to the final fsync,
+# since a batch of small jobs slowed past 0.1 s by a busy machine would otherwise sync each
+# job's file on its own. Measured on the output, not the upload: a small gzip upload can
+# expand to gigabytes.
 WRITEBACK_MIN_BYTES = 1 << 20
 
 
@@ -121,6 +123,17 @@ def datasync(path: Path) -> None:
 async def write_back(path: Path) -> None:
     """Push the growing output to disk while the parse runs, so the final fsync is short
     and the written pages can leave the page cache (see `datasync`)."""
+    synced = 0
     while True:
         await asyncio.sleep(WRITEBACK_INTERVAL_S)
-        await asyncio.to_thread(datasync, path)
+        size = _size(path)
+        if size - synced >= WRITEBACK_MIN_BYTES:
+            await asyncio.to_thread(datasync, path)
+            synced = size
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
