@@ -2,7 +2,8 @@
 
 They are `async def` although they never await: FastAPI runs plain `def` dependencies in a
 thread pool, a costly trip for work this small. The routes clients call most (`POST /jobs`,
-`GET /jobs/{id}`) take the runtime from the request (`runtime_of`) instead of declaring it.
+`GET /jobs/{id}`) solve none: they read their parameters by hand (`hand_read`), the caller
+through `get_owner`, and take the runtime from the request (`runtime_of`).
 """
 
 from __future__ import annotations

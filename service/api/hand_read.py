@@ -1,11 +1,12 @@
-"""A route whose parameters are read by hand, with the errors FastAPI would give for them.
+"""Routes whose parameters are read by hand, with the errors FastAPI would give for them.
 
 FastAPI solves a route's declared parameters on every request, and validates what the endpoint
 returns against its response model. For an upload of 1 KB that was a sixth of the API
-process's CPU (py-spy: `solve_dependencies` 15%, the response model 2%). `POST /jobs` keeps
-its declarations, from which the OpenAPI document is made, and reads the same parameters here:
-the caller first (401 before any parameter is checked), then the query and the headers, every
-error in one 400, as FastAPI reports them.
+process's CPU (py-spy: `solve_dependencies` 15%, the response model 2%), and a poll spends a
+larger share there. The two routes clients call most, `POST /jobs` and `GET /jobs/{id}`, keep
+their declarations, from which the OpenAPI document is made, and read the same parameters
+here: the caller first (401 before any parameter is checked), then the query and the headers,
+every error in one 400, as FastAPI reports them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 from starlette.datastructures import QueryParams
 
 from service.api.deps import get_owner
+from service.api.headers import MAX_WAIT_S
 from service.upload.submit import MAX_IDEMPOTENCY_KEY_CHARS, SubmitQuery
 
 ParamsReader = Callable[[Request], Awaitable[dict[str, Any]]]
@@ -29,6 +31,8 @@ IDEMPOTENCY_KEY_PATTERN = r'[^\s"]'
 _IDEMPOTENCY_KEY = TypeAdapter(
     Annotated[str, Field(max_length=MAX_IDEMPOTENCY_KEY_CHARS, pattern=IDEMPOTENCY_KEY_PATTERN)]
 )
+# The long poll's `wait`, as `GET /jobs/{id}` declares it.
+_WAIT = TypeAdapter(Annotated[float, Field(ge=0, le=MAX_WAIT_S)])
 
 
 def reading_params_by_hand(read: ParamsReader) -> type[APIRoute]:
@@ -95,4 +99,23 @@ async def submit_params(request: Request) -> dict[str, Any]:
         "repr_digest": headers.get("repr-digest"),
         "content_digest": headers.get("content-digest"),
         "prefer": headers.get("prefer"),
+    }
+
+
+async def get_job_params(request: Request) -> dict[str, Any]:
+    """The arguments of `GET /jobs/{id}`'s endpoint, read from the request."""
+    owner = await get_owner(request)
+    wait = 0.0
+    given = request.query_params.get("wait")
+    if given is not None:
+        try:
+            wait = _WAIT.validate_python(given)
+        except ValidationError as exc:
+            raise RequestValidationError(_located("query", exc, "wait")) from None
+    return {
+        "job_id": request.path_params["job_id"],
+        "request": request,
+        "owner": owner,
+        "if_none_match": request.headers.get("if-none-match"),
+        "wait": wait,
     }

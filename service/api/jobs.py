@@ -12,7 +12,12 @@ from starlette.background import BackgroundTask
 
 from service.api import examples
 from service.api.deps import OwnerDep, RuntimeDep, runtime_of
-from service.api.hand_read import IDEMPOTENCY_KEY_PATTERN, reading_params_by_hand, submit_params
+from service.api.hand_read import (
+    IDEMPOTENCY_KEY_PATTERN,
+    get_job_params,
+    reading_params_by_hand,
+    submit_params,
+)
 from service.api.headers import (
     MAX_WAIT_S,
     etag_matches,
@@ -139,16 +144,6 @@ async def list_jobs(
     return await reading.job_page(runtime, owner, status, limit, cursor)
 
 
-@router.get(
-    "/{job_id}",
-    response_model=JobPublic,
-    operation_id="getJob",
-    responses={
-        200: {"headers": JOB_HEADERS},
-        304: {"description": "Not modified (If-None-Match)"},
-        **problems(400, 401, 404),
-    },
-)
 async def get_job(
     job_id: str,
     request: Request,
@@ -159,9 +154,6 @@ async def get_job(
     ] = 0,
 ) -> Response:
     """A job's status, progress and result summary; `?wait=N` returns as soon as it changes."""
-    # The route clients poll: the runtime is taken from the request rather than declared as a
-    # dependency, each of which costs every request in FastAPI's solving (the caller stays
-    # one, so that a request without its key gets 401 before any parameter is checked).
     runtime = runtime_of(request)
     snapshot = await runtime.views.get(job_id, owner)
     if wait > 0 and (not if_none_match or etag_matches(if_none_match, snapshot.etag)):
@@ -175,7 +167,28 @@ async def get_job(
     return Response(snapshot.body, media_type="application/json", headers=headers)
 
 
-router.add_api_route("/{job_id}", get_job, methods=["HEAD"], include_in_schema=False)
+# The route clients poll reads its parameters itself (see hand_read).
+POLL_ROUTE = reading_params_by_hand(get_job_params)
+router.add_api_route(
+    "/{job_id}",
+    get_job,
+    methods=["GET"],
+    response_model=JobPublic,
+    operation_id="getJob",
+    responses={
+        200: {"headers": JOB_HEADERS},
+        304: {"description": "Not modified (If-None-Match)"},
+        **problems(400, 401, 404),
+    },
+    route_class_override=POLL_ROUTE,
+)
+router.add_api_route(
+    "/{job_id}",
+    get_job,
+    methods=["HEAD"],
+    include_in_schema=False,
+    route_class_override=POLL_ROUTE,
+)
 
 
 @router.post(
