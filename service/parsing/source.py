@@ -13,6 +13,7 @@ from aiofiles.threadpool.binary import AsyncBufferedReader
 
 from service.parsing.contract import ParseFailure
 from service.parsing.decoding import Utf8Stream
+from service.parsing.threads import ON_THE_LOOP_BYTES
 
 GZIP_MAGIC = b"\x1f\x8b"
 DEFAULT_READ_SIZE = 4 * 2**20
@@ -40,8 +41,12 @@ class ByteSource:
         if self.bytes_total < self._read_size:
             # A file that fits in one read is read whole in one thread call (open, read,
             # close): a 1 KB job otherwise paid an open, a read, the read that finds the end
-            # and a close, each a hand-off to a thread that wakes the event loop.
-            whole = await asyncio.to_thread(_read_whole, self._path, self._read_size)
+            # and a close, each a hand-off to a thread that wakes the event loop. A file of a
+            # few KB is read on the loop itself, like the blocks that size (`threads.py`).
+            if self.bytes_total <= ON_THE_LOOP_BYTES:
+                whole = _read_whole(self._path, self._read_size)
+            else:
+                whole = await asyncio.to_thread(_read_whole, self._path, self._read_size)
             if whole is not None:
                 self._whole = whole
                 return self
