@@ -21,7 +21,7 @@ def queued_job(
     make_data_dirs(data_dir)
     job_id = str(uuid.uuid4())
     job_paths(data_dir, job_id).upload.write_bytes(content)
-    job = new_job(
+    accepted = new_job(
         job_id=job_id,
         owner="",
         file_name=name,
@@ -31,6 +31,8 @@ def queued_job(
         stored=StoredFile(len(content), "0" * 64),
         retention=timedelta(hours=1),
     )
+    # An instance of the ORM's, as a session loads: the tests change it and add it to one.
+    job = Job(**accepted.model_dump())
     job.created_at = job.updated_at = job.updated_at - age
     return job
 

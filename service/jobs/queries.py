@@ -30,9 +30,13 @@ def new_job(
     claimed: bool = False,
 ) -> Job:
     """The row of a job just accepted, with its stored upload described: queued, or with
-    `claimed` already running under its first attempt (a worker starts it at once)."""
+    `claimed` already running under its first attempt (a worker starts it at once).
+
+    Built without the ORM's instrumentation (140 us of an upload's 2-3 ms of CPU; this takes
+    20 us): the row is inserted as values (`JobRecorder`) and the object only read, never
+    added to a session or changed."""
     now = utcnow()
-    return Job(
+    return Job.model_construct(
         id=job_id,
         owner=owner,
         idempotency_key=idempotency_key,
