@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
 import httpx
@@ -121,12 +123,24 @@ async def test_readiness_names_the_failing_check(data_dir: Path) -> None:
         assert ready.json()["checks"]["database"] == "ok"
 
 
+async def metrics_once_counted(client: httpx.AsyncClient, name: str, timeout: float = 10.0) -> str:
+    """The metrics text once the series `name` appears; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = (await client.get("/metrics")).text
+        if f"\n{name} " in text:
+            return text
+        assert time.monotonic() < deadline, f"{name} not counted after {timeout}s"
+        await asyncio.sleep(0.02)
+
+
 async def test_metrics_count_jobs_uploads_and_parse_time(client: httpx.AsyncClient) -> None:
     job_id = (await client.post("/jobs", content=CSV, headers={"Content-Type": "text/csv"})).json()[
         "id"
     ]
     await wait_for_job(client, job_id)
-    text = (await client.get("/metrics")).text
+    # The worker commits the job before the API process hears of it and counts it.
+    text = await metrics_once_counted(client, 'ingest_rows_total{outcome="parsed"}')
     assert 'ingest_jobs{status="succeeded"} 1.0' in text
     assert 'ingest_uploads_total{outcome="accepted"} 1.0' in text
     assert f"ingest_upload_bytes_total {float(len(CSV))}" in text
