@@ -86,7 +86,8 @@ async def test_a_batch_runs_every_job_once_with_its_own_rows(
         assert (job.status, job.attempts, job.rows_done) == (JobStatus.succeeded, 1, 2)
         assert result_of(narrow, job_id) == expected_rows(n)
         leftovers = sorted(p.name for p in job_paths(narrow.data_dir, job_id).root.iterdir())
-        assert leftovers == ["errors.ndjson", "result.ndjson"]
+        # No row failed: no errors file was written, fsync'd or renamed.
+        assert leftovers == ["result.ndjson"]
 
 
 async def test_one_bad_file_in_a_batch_fails_only_itself(

@@ -62,3 +62,13 @@ async def test_row_errors_are_listed_in_file_order_with_pages(client: httpx.Asyn
     second = (await client.get(first["next"])).json()
     assert [e["line"] for e in second["items"]] == [6]
     assert second["next"] is None
+
+
+async def test_a_job_without_row_errors_lists_none(client: httpx.AsyncClient) -> None:
+    """No row failed, so no errors file was written: the list is there, and empty."""
+    for body, name in [(b"a,b\n1,2\n", "f.csv"), (b"", "empty.csv")]:
+        job_id = await _submit(client, body, name)
+        await wait_for_job(client, job_id)
+        errors = await client.get(f"/jobs/{job_id}/errors")
+        assert errors.status_code == 200, errors.text
+        assert errors.json() == {"total": 0, "stored": 0, "items": [], "next": None}

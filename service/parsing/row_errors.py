@@ -63,7 +63,8 @@ def _write(file: BinaryIO, data: bytes) -> None:
 class ErrorLog:
     """Writes errors in file order as NDJSON, at most `max_stored`, and counts them all.
 
-    More than `max_errors` failed rows fail the job with `too_many_errors`.
+    More than `max_errors` failed rows fail the job with `too_many_errors`. The file is
+    created with the first error stored: a parse without row errors leaves none.
     """
 
     def __init__(self, path: Path, *, max_errors: int, max_stored: int) -> None:
@@ -75,10 +76,6 @@ class ErrorLog:
         self.count = 0
 
     async def __aenter__(self) -> ErrorLog:
-        # Opened and closed on the event loop: creating or closing a file with nothing
-        # buffered is a single system call, cheaper than the two hand-offs to a thread
-        # (open, close) that most parses, having no row errors, paid for nothing else.
-        self._file = open(self._path, "wb")
         return self
 
     async def __aexit__(
@@ -96,9 +93,12 @@ class ErrorLog:
     async def add(self, errors: list[RowError]) -> None:
         if not errors:
             return
-        assert self._file is not None, "ErrorLog used outside `async with`"
         room = max(self._max_stored - self.count, 0)
         if room:
+            if self._file is None:
+                # Created and closed on the event loop: with nothing buffered each is a
+                # single system call, cheaper than a hand-off to a thread.
+                self._file = open(self._path, "wb")
             lines = b"".join(
                 orjson.dumps(
                     {"line": e.line, "type": e.type, "message": e.message, "raw": e.raw},

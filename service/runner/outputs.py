@@ -35,10 +35,11 @@ def remove_partials(paths: AttemptPaths) -> None:
 
 
 def publish(paths: AttemptPaths, *, with_result: bool) -> None:
-    """Make the output durable, then rename it into place: whole or absent."""
-    if not paths.errors_partial.exists():
-        paths.errors_partial.touch()
-    outputs = [(paths.errors_partial, paths.errors)]
+    """Make the output durable, then rename it into place: whole or absent. A parse without
+    row errors wrote no errors file, and none is published (readers take it as empty)."""
+    outputs = []
+    if paths.errors_partial.exists():
+        outputs.append((paths.errors_partial, paths.errors))
     if with_result:
         outputs.append((paths.result_partial, paths.result))
     for partial, final in outputs:
@@ -66,27 +67,29 @@ def publish_many(attempts: Sequence[AttemptPaths]) -> list[OSError | None]:
     or absent; a job whose files fail gets its error back, the others are published."""
     errors: list[OSError | None] = [None] * len(attempts)
 
-    def each(step: Callable[[AttemptPaths], None]) -> None:
+    def each(step: Callable[[AttemptPaths, int], None]) -> None:
         for n, paths in enumerate(attempts):
             if errors[n] is None:
                 try:
-                    step(paths)
+                    step(paths, n)
                 except OSError as exc:
                     errors[n] = exc
 
-    def sync_files(paths: AttemptPaths) -> None:
-        if not paths.errors_partial.exists():
-            paths.errors_partial.touch()
-        fsync_file(paths.errors_partial)
+    with_errors = [paths.errors_partial.exists() for paths in attempts]
+
+    def sync_files(paths: AttemptPaths, n: int) -> None:
+        if with_errors[n]:
+            fsync_file(paths.errors_partial)
         fsync_file(paths.result_partial)
 
-    def rename(paths: AttemptPaths) -> None:
-        paths.errors_partial.replace(paths.errors)
+    def rename(paths: AttemptPaths, n: int) -> None:
+        if with_errors[n]:
+            paths.errors_partial.replace(paths.errors)
         paths.result_partial.replace(paths.result)
 
     each(sync_files)
     each(rename)
-    each(lambda paths: fsync_dir(paths.root))
+    each(lambda paths, n: fsync_dir(paths.root))
     return errors
 
 

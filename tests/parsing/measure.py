@@ -132,7 +132,7 @@ async def measure(path: Path, chunk_size: int | None = None) -> None:
         print(f"  scan phase {scan:.2f} s, write phase {elapsed - scan:.2f} s")
     print("  columns:", [(c["name"], c["type"]) for c in result.columns])
     result_path.unlink()
-    errors_path.unlink()
+    errors_path.unlink(missing_ok=True)
 
 
 def main() -> None:

@@ -55,9 +55,9 @@ async def parse_bytes(
     text = result_path.read_text(encoding="utf-8")
     # The standard library keeps integers of any size exactly; only "\n" separates records.
     records = [json.loads(line) for line in text.split("\n") if line]
-    errors = [
-        json.loads(line) for line in errors_path.read_text(encoding="utf-8").split("\n") if line
-    ]
+    # No errors file: no row errors were found.
+    stored = errors_path.read_text(encoding="utf-8") if errors_path.exists() else ""
+    errors = [json.loads(line) for line in stored.split("\n") if line]
     return Outcome(result, records, errors, seen, text)
 
 

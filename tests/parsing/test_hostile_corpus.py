@@ -61,7 +61,8 @@ async def _parse(
     result = await parse_file(source, result_path, errors_path, options, on_progress, **extra)
     with result_path.open("rb") as written:
         records = sum(1 for _ in written)
-    errors = [orjson.loads(line) for line in errors_path.read_bytes().splitlines()]
+    stored = errors_path.read_bytes() if errors_path.exists() else b""
+    errors = [orjson.loads(line) for line in stored.splitlines()]
     return result, records, errors
 
 

@@ -62,12 +62,17 @@ async def test_a_raising_callback_stops_the_parse_and_leaves_nothing(
 
 
 @pytest.mark.parametrize("late", [False, True], ids=["one pass", "with a write pass"])
-async def test_a_parse_leaves_only_its_result_and_errors(tmp_path: Path, late: bool) -> None:
-    data = big_csv(3000) + (b"007,late\n" if late else b"")
+@pytest.mark.parametrize("bad_row", [False, True], ids=["no row errors", "a row error"])
+async def test_a_parse_leaves_its_result_and_errors_only_if_any(
+    tmp_path: Path, late: bool, bad_row: bool
+) -> None:
+    data = big_csv(3000) + (b"1,2,3,4,5\n" if bad_row else b"") + (b"007,late\n" if late else b"")
     outcome = await parse_bytes(tmp_path, data, chunk_size=4096)
     assert outcome.columns["id"] == ("string" if late else "integer")
+    assert len(outcome.errors) == bad_row
+    expected = ["errors.ndjson"] if bad_row else []
     assert sorted(path.name for path in tmp_path.iterdir()) == [
-        "errors.ndjson",
+        *expected,
         "result.ndjson",
         "upload.bin",
     ]
