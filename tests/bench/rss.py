@@ -107,6 +107,12 @@ class RssSampler:
 
     def _loop(self) -> None:
         while not self._stop.wait(INTERVAL_S):
+            # A sample costs about 3 ms of CPU (psutil walks /proc for the descendants): 6%
+            # of a core at 20 Hz, taken from the service under test. None is taken unless a
+            # phase is measuring memory.
+            with self._lock:
+                if not self._phases:
+                    continue
             server, tree = self.sample()
             with self._lock:
                 for phase in self._phases:
