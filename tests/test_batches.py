@@ -453,3 +453,25 @@ async def test_an_output_is_written_back_only_once_it_has_grown(
         writing_back.cancel()
         with pytest.raises(asyncio.CancelledError):
             await writing_back
+
+
+async def test_the_jobs_directory_is_synced_after_the_outputs_it_holds(
+    narrow: Settings, sessions: SessionFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each job's directory is made when its attempt starts; the directory holding them is
+    fsync'd once its outputs are, so a succeeded job's result is reachable after a power cut
+    on any file system, not only on one whose journal commits the new entry anyway."""
+    job_ids = await queue(narrow, sessions, [small_csv(n) for n in range(3)])
+    synced: list[Path] = []
+    sync = storage.fsync_dir
+
+    def recording(path: Path) -> None:
+        sync(path)
+        synced.append(path)
+
+    monkeypatch.setattr(outputs, "fsync_dir", recording)
+    await execute_many(job_ids, narrow, sessions)
+    jobs_dir = narrow.data_dir / "jobs"
+    roots = {job_paths(narrow.data_dir, job_id).root for job_id in job_ids}
+    assert roots <= set(synced) and synced[-1] == jobs_dir
+    assert synced.count(jobs_dir) == 1

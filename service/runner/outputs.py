@@ -46,6 +46,7 @@ def publish(paths: AttemptPaths, *, with_result: bool) -> None:
         fsync_file(partial)
         partial.replace(final)
     fsync_dir(paths.root)
+    fsync_dir(paths.root.parent)
 
 
 def fresh_output_dirs(attempts: Sequence[AttemptPaths]) -> list[OSError | None]:
@@ -90,7 +91,21 @@ def publish_many(attempts: Sequence[AttemptPaths]) -> list[OSError | None]:
     each(sync_files)
     each(rename)
     each(lambda paths, n: fsync_dir(paths.root))
+    _sync_parents(attempts, errors)
     return errors
+
+
+def _sync_parents(attempts: Sequence[AttemptPaths], errors: list[OSError | None]) -> None:
+    """fsync the directory holding the jobs' directories, made at the attempts' start: on
+    a file system that does not commit a new directory's entry with its own fsync, the
+    job's output would otherwise not be reachable after a power cut."""
+    for parent in {paths.root.parent for paths in attempts}:
+        try:
+            fsync_dir(parent)
+        except OSError as exc:
+            for n, paths in enumerate(attempts):
+                if errors[n] is None and paths.root.parent == parent:
+                    errors[n] = exc
 
 
 def count_lines(path: Path) -> int:
