@@ -68,29 +68,27 @@ def publish_many(attempts: Sequence[AttemptPaths]) -> list[OSError | None]:
     or absent; a job whose files fail gets its error back, the others are published."""
     errors: list[OSError | None] = [None] * len(attempts)
 
-    def each(step: Callable[[AttemptPaths, int], None]) -> None:
+    def each(step: Callable[[AttemptPaths], None]) -> None:
         for n, paths in enumerate(attempts):
             if errors[n] is None:
                 try:
-                    step(paths, n)
+                    step(paths)
                 except OSError as exc:
                     errors[n] = exc
 
-    with_errors = [paths.errors_partial.exists() for paths in attempts]
-
-    def sync_files(paths: AttemptPaths, n: int) -> None:
-        if with_errors[n]:
+    def sync_files(paths: AttemptPaths) -> None:
+        if paths.errors_partial.exists():
             fsync_file(paths.errors_partial)
         fsync_file(paths.result_partial)
 
-    def rename(paths: AttemptPaths, n: int) -> None:
-        if with_errors[n]:
+    def rename(paths: AttemptPaths) -> None:
+        if paths.errors_partial.exists():
             paths.errors_partial.replace(paths.errors)
         paths.result_partial.replace(paths.result)
 
     each(sync_files)
     each(rename)
-    each(lambda paths, n: fsync_dir(paths.root))
+    each(lambda paths: fsync_dir(paths.root))
     _sync_parents(attempts, errors)
     return errors
 
