@@ -35,18 +35,11 @@ def remove_partials(paths: AttemptPaths) -> None:
 
 
 def publish(paths: AttemptPaths, *, with_result: bool) -> None:
-    """Make the output durable, then rename it into place: whole or absent. A parse without
-    row errors wrote no errors file, and none is published (readers take it as empty)."""
-    outputs = []
-    if paths.errors_partial.exists():
-        outputs.append((paths.errors_partial, paths.errors))
-    if with_result:
-        outputs.append((paths.result_partial, paths.result))
-    for partial, final in outputs:
-        fsync_file(partial)
-        partial.replace(final)
-    fsync_dir(paths.root)
-    fsync_dir(paths.root.parent)
+    """Make one attempt's output durable, then rename it into place: whole or absent (a
+    failed job publishes its row errors only, `with_result=False`)."""
+    error = publish_many([paths], with_result=with_result)[0]
+    if error is not None:
+        raise error
 
 
 def fresh_output_dirs(attempts: Sequence[AttemptPaths]) -> list[OSError | None]:
@@ -62,10 +55,13 @@ def fresh_output_dirs(attempts: Sequence[AttemptPaths]) -> list[OSError | None]:
     return errors
 
 
-def publish_many(attempts: Sequence[AttemptPaths]) -> list[OSError | None]:
-    """`publish(with_result=True)` for a batch, with the durable work shared: every file is
-    fsync'd before any rename, then every directory once. Each job's output is still whole
-    or absent; a job whose files fail gets its error back, the others are published."""
+def publish_many(
+    attempts: Sequence[AttemptPaths], *, with_result: bool = True
+) -> list[OSError | None]:
+    """Publish a batch's outputs with the durable work shared: every file is fsync'd before
+    any rename, then every directory once. Each job's output is still whole or absent; a job
+    whose files fail gets its error back, the others are published. A parse without row
+    errors wrote no errors file, and none is published (readers take it as empty)."""
     errors: list[OSError | None] = [None] * len(attempts)
 
     def each(step: Callable[[AttemptPaths], None]) -> None:
@@ -79,12 +75,14 @@ def publish_many(attempts: Sequence[AttemptPaths]) -> list[OSError | None]:
     def sync_files(paths: AttemptPaths) -> None:
         if paths.errors_partial.exists():
             fsync_file(paths.errors_partial)
-        fsync_file(paths.result_partial)
+        if with_result:
+            fsync_file(paths.result_partial)
 
     def rename(paths: AttemptPaths) -> None:
         if paths.errors_partial.exists():
             paths.errors_partial.replace(paths.errors)
-        paths.result_partial.replace(paths.result)
+        if with_result:
+            paths.result_partial.replace(paths.result)
 
     each(sync_files)
     each(rename)
