@@ -43,10 +43,11 @@ class ByteSource:
             # close): a 1 KB job otherwise paid an open, a read, the read that finds the end
             # and a close, each a hand-off to a thread that wakes the event loop. A file of a
             # few KB is read on the loop itself, like the blocks that size (`threads.py`).
+            # One byte more than its size, so that a file grown since is noticed.
             if self.bytes_total <= ON_THE_LOOP_BYTES:
-                whole = _read_whole(self._path, self._read_size)
+                whole = _read_whole(self._path, self.bytes_total + 1)
             else:
-                whole = await asyncio.to_thread(_read_whole, self._path, self._read_size)
+                whole = await asyncio.to_thread(_read_whole, self._path, self.bytes_total + 1)
             if whole is not None:
                 self._whole = whole
                 return self
