@@ -12,6 +12,12 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+import numpy as np
+
+from service.parsing.byte_counts import LF, VECTOR_BYTES, as_array, count_byte
+
+_QUOTE, _CR = ord('"'), ord("\r")
+
 
 @lru_cache(maxsize=8)
 def _quoted_sections(delimiter: str) -> re.Pattern[bytes]:
@@ -36,7 +42,7 @@ def safe_records_end(data: bytes, delimiter: str, *, at_eof: bool, limit: int | 
     at_eof = at_eof and size == len(data)
     if data.find(b'"', 0, size) < 0:
         return size if at_eof else data.rfind(b"\n", 0, size) + 1
-    trusted = _quoted_sections(delimiter).match(data, 0, size).end()  # type: ignore[union-attr]
+    trusted = _trusted_end(data, delimiter, size)
     if at_eof and trusted == size:
         return trusted
     # Quotes before `trusted` alternate opening and closing, so walking back over them pair by
@@ -50,6 +56,27 @@ def safe_records_end(data: bytes, delimiter: str, *, at_eof: bool, limit: int | 
         if closing < 0:
             return 0
         run_end = data.rfind(b'"', 0, closing)
+
+
+def _trusted_end(data: bytes, delimiter: str, size: int) -> int:
+    """Where `_quoted_sections` stops matching `data[:size]`: at the first quote that opens a
+    section away from a field's start, or that opens one the data ends inside; else `size`."""
+    separator = delimiter.encode("utf-8")
+    if size < VECTOR_BYTES or len(separator) != 1:
+        return _quoted_sections(delimiter).match(data, 0, size).end()  # type: ignore[union-attr]
+    view = as_array(data, size)
+    quotes = np.flatnonzero(view == _QUOTE)
+    if not len(quotes):
+        return size
+    openers = quotes[0::2]  # quotes alternate opening and closing while they can be trusted
+    before = view[openers - 1]  # an opener at 0 reads the last byte: overruled below
+    trusted = (before == separator[0]) | (before == LF) | (before == _CR) | (before == _QUOTE)
+    trusted[0] |= openers[0] == 0
+    stray = np.flatnonzero(~trusted)
+    stop = 2 * int(stray[0]) if len(stray) else len(quotes)
+    if len(quotes) % 2:
+        stop = min(stop, len(quotes) - 1)  # the last section is not closed in `data[:size]`
+    return int(quotes[stop]) if stop < len(quotes) else size
 
 
 def runs_on(data: bytes, delimiter: str, size: int) -> bool:
@@ -77,7 +104,7 @@ def _field_starts(delimiter: str) -> bytes:
 def count_lines(data: bytes, end: int | None = None) -> int:
     """Line breaks in `data[:end]`: LF, CRLF and a lone CR each end one physical line."""
     end = len(data) if end is None else end
-    lines = data.count(b"\n", 0, end)
+    lines = count_byte(data, LF, end)
     if data.find(b"\r", 0, end) >= 0:
         lines += data.count(b"\r", 0, end) - data.count(b"\r\n", 0, end)
     return lines

@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
+from service.parsing.byte_counts import LF, count_byte
 from service.parsing.json_depth import shallow_lines
 from service.parsing.json_values import ARRAY, OBJECT, JsonSummary
 from service.parsing.limits import DEFAULT_LIMITS, Limits, utf8_length
@@ -94,7 +95,7 @@ def read_lines(
         template = _template(schema, limits.max_column_name_bytes)
         if template is not None and _matches(template, piece, len(piece)):
             if line_feeds is None:
-                line_feeds = piece.count(b"\n")
+                line_feeds = count_byte(piece, LF)
             lines = line_feeds + (0 if piece.endswith(b"\n") else 1)
             summary.records += lines
             for field in schema:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from service.parsing.byte_counts import LF, count_byte
 from service.parsing.cancelling import cancel_and_wait
 from service.parsing.contract import ParseOptions, ParseResult
 from service.parsing.decoding import decode_lossless
@@ -194,7 +195,7 @@ def _done(loop: asyncio.AbstractEventLoop, output: _Output) -> asyncio.Future[_O
 
 def _json_lines(piece: bytes, encoding: str, limits: Limits, schema: pa.Schema | None) -> _Output:
     """A block of whole lines; its errors' lines count from 1 at its first line."""
-    line_feeds = piece.count(b"\n")
+    line_feeds = count_byte(piece, LF)
     output = _Output(
         summary=JsonSummary(max_keys=limits.max_columns), relative=True, line_feeds=line_feeds
     )
