@@ -160,7 +160,6 @@ async def record_job(
     claim's own transaction is saved. Should this process die before the job ends, the
     job's state is as if a worker had claimed it (start-up queues it again)."""
     settings = runtime.settings
-    paths = job_paths(settings.data_dir, job_id)
     job = queries.new_job(
         job_id=job_id,
         owner=owner,
@@ -176,10 +175,10 @@ async def record_job(
     try:
         await runtime.recorder.record(job)
     except IntegrityError:
-        await remove_job_files(paths)
+        await remove_job_files(job_paths(settings.data_dir, job_id))
         raise Conflict("Another upload with this Idempotency-Key was accepted meanwhile.") from None
     except Exception:
-        await remove_job_files(paths)
+        await remove_job_files(job_paths(settings.data_dir, job_id))
         raise
     runtime.admission.accepted(stored.stored.size)
     runtime.metrics.uploads.labels(outcome="accepted").inc()
