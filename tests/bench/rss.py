@@ -62,7 +62,7 @@ class RssSampler:
         sizes = self._rss_of_tree()
         if sizes is None:  # a process of the tree has gone: look again
             self._refresh_tree()
-            sizes = self._rss_of_tree()
+            sizes = self._rss_of_tree(skip_gone=True)  # one still exiting is left out
         if not sizes:
             return 0, 0
         return sizes[0], sum(sizes)
@@ -75,8 +75,9 @@ class RssSampler:
         except psutil.Error:
             self._tree = []
 
-    def _rss_of_tree(self) -> list[int] | None:
-        """RSS of the server, then of each known descendant; None if one of them has gone."""
+    def _rss_of_tree(self, *, skip_gone: bool = False) -> list[int] | None:
+        """RSS of the server, then of each known descendant; None if one of them has gone
+        (unless `skip_gone`), empty if the server has."""
         sizes = []
         for process in self._tree:
             try:
@@ -84,7 +85,8 @@ class RssSampler:
             except psutil.Error:
                 if process.pid == self.pid:
                     return []
-                return None
+                if not skip_gone:
+                    return None
         return sizes
 
     def tree_cpu_seconds(self) -> float:
