@@ -89,7 +89,7 @@ def runs_on(data: bytes, delimiter: str, size: int) -> bool:
     if data.find(b"\r", 0, size) >= 0:
         return False
     if data.find(b'"', 0, size) >= 0:
-        stop = _quoted_sections(delimiter).match(data, 0, size).end()  # type: ignore[union-attr]
+        stop = _trusted_end(data, delimiter, size)
         if stop < size and stop > 0 and data[stop - 1] not in _field_starts(delimiter):
             return False  # a stray quote: only the record reader reads on as Python's csv
     return safe_records_end(data, delimiter, at_eof=False, limit=size) == 0
