@@ -419,6 +419,49 @@ def test_workers_parse_below_the_api_at_the_priority_asked_for(
         wait_until(lambda: status_of(client, job_id) == "succeeded", timeout=30)
 
 
+def _mapped(process: psutil.Process, library: str) -> bool:
+    """Whether `library`'s files are mapped into the process (imported, for a package with
+    compiled modules)."""
+    try:
+        return f"/{library}/" in Path(f"/proc/{process.pid}/maps").read_text()
+    except OSError:
+        return False
+
+
+def _quiet(process: psutil.Process) -> bool:
+    before = process.cpu_times()
+    time.sleep(0.3)
+    after = process.cpu_times()
+    used: float = (after.user + after.system) - (before.user + before.system)
+    return used < 0.01
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads /proc/<pid>/maps")
+def test_workers_and_the_spare_converter_leave_pandas_out(
+    start_service: StartService, tmp_path: Path
+) -> None:
+    # pandas is installed in this environment, as in a shared one: pyarrow would import it.
+    pytest.importorskip("pandas")
+    server = start_service(tmp_path / "data")
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        response = client.post(
+            "/jobs?filename=t.csv", content=b"a,b\n1,x\n", headers={"Content-Type": "text/csv"}
+        )
+        job_id = response.json()["id"]
+        wait_until(lambda: client.get(f"/jobs/{job_id}").json()["done"])
+        assert client.get(f"/jobs/{job_id}/result?format=parquet").status_code == 200
+    children = server.children()
+    workers = [p for p in children if p.nice() > 0]
+    spares = [p for p in children if "--spare" in " ".join(p.cmdline())]
+    assert workers and spares, children
+    # The spare after the one that served the download: warm once Arrow's Parquet is mapped
+    # and its warm-up conversion is over.
+    wait_until(lambda: all(_mapped(p, "pyarrow") and _quiet(p) for p in spares), timeout=60)
+    for process in workers + spares:
+        assert _mapped(process, "pyarrow"), process.cmdline()  # it did load Arrow
+        assert not _mapped(process, "pandas"), process.cmdline()
+
+
 def test_workers_are_connected_to_the_database_before_the_first_job(
     start_service: StartService, tmp_path: Path
 ) -> None:

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from service.formats import spare
+from service.without_pandas import keep_pandas_out
 
 EXIT_INVALID = 3
 EXIT_IO = 4
@@ -28,6 +29,7 @@ SPARE = "--spare"
 
 
 def main(argv: list[str]) -> int:
+    keep_pandas_out()  # before pyarrow is imported: see `service.without_pandas`
     if argv == [SPARE]:
         # Until it is taken, Ctrl-C in a terminal (SIGINT to the whole process group) is not
         # for the spare: the API stops it, by closing its stdin.

@@ -18,6 +18,7 @@ import signal
 import sys
 
 from service.runner.executors.pool import POOL_PARENT_PID_ENV
+from service.without_pandas import keep_pandas_out
 
 
 def _in_forkserver() -> bool:
@@ -31,6 +32,8 @@ def ignore_group_signals_if_forkserver() -> None:
     if _in_forkserver():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        # Before the worker module (preloaded next) imports the parser and pyarrow.
+        keep_pandas_out()
 
 
 ignore_group_signals_if_forkserver()
