@@ -45,6 +45,12 @@ def safe_records_end(data: bytes, delimiter: str, *, at_eof: bool, limit: int | 
     trusted = _trusted_end(data, delimiter, size)
     if at_eof and trusted == size:
         return trusted
+    return _last_record_end(data, trusted)
+
+
+def _last_record_end(data: bytes, trusted: int) -> int:
+    """Just past the last newline outside quotes in `data[:trusted]`, whose quotes all pair
+    up; 0 if there is none."""
     # Quotes before `trusted` alternate opening and closing, so walking back over them pair by
     # pair visits exactly the stretches outside quotes; the last newline in one ends a record.
     run_end = trusted
@@ -88,11 +94,12 @@ def runs_on(data: bytes, delimiter: str, size: int) -> bool:
     """
     if data.find(b"\r", 0, size) >= 0:
         return False
-    if data.find(b'"', 0, size) >= 0:
-        stop = _trusted_end(data, delimiter, size)
-        if stop < size and stop > 0 and data[stop - 1] not in _field_starts(delimiter):
-            return False  # a stray quote: only the record reader reads on as Python's csv
-    return safe_records_end(data, delimiter, at_eof=False, limit=size) == 0
+    if data.find(b'"', 0, size) < 0:
+        return data.rfind(b"\n", 0, size) < 0
+    stop = _trusted_end(data, delimiter, size)
+    if stop < size and stop > 0 and data[stop - 1] not in _field_starts(delimiter):
+        return False  # a stray quote: only the record reader reads on as Python's csv
+    return _last_record_end(data, stop) == 0
 
 
 @lru_cache(maxsize=8)

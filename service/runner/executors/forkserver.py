@@ -9,6 +9,9 @@ workers do, and leaves the decision to the API, which ends the pool when it stop
 The API itself must keep its own handlers: nothing in the API imports this module, and it
 acts only in the forkserver itself, a `python -c` process whose parent put its own pid in
 `POOL_PARENT_PID_ENV` before starting it.
+
+It also keeps pandas out of the forkserver, before the worker module (preloaded next) imports
+the parser and pyarrow, so that no worker forked from it carries pandas (`service.without_pandas`).
 """
 
 from __future__ import annotations
@@ -28,12 +31,11 @@ def _in_forkserver() -> bool:
     )
 
 
-def ignore_group_signals_if_forkserver() -> None:
+def prepare_if_forkserver() -> None:
     if _in_forkserver():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        # Before the worker module (preloaded next) imports the parser and pyarrow.
         keep_pandas_out()
 
 
-ignore_group_signals_if_forkserver()
+prepare_if_forkserver()
