@@ -1,18 +1,18 @@
-"""`python -m service`: run the API under uvicorn with the service's own JSON logging."""
+"""`python -m service`: check the settings and the database, then serve the API under uvicorn.
+
+The single-machine deployment's worker forkserver is started as soon as the data dir is
+ours, before the API's own modules are imported: the two imports take about a second of CPU
+each and run side by side where there is a spare core (`worker_processes`).
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from types import FrameType
 
-import uvicorn
-
-from service.api.protocol import protocol_with_limits
 from service.config import ConfigError, Settings, get_settings
-from service.logs import configure_logging
-from service.runtime import Runtime
+from service.runner.executors.worker_processes import worker_context
 from service.startup import (
     DataDirInUse,
     MissingDependency,
@@ -22,29 +22,6 @@ from service.startup import (
     lock_data_dir,
 )
 
-# Open long-polls and event streams are cut after this long at shutdown, so a SIGTERM
-# never waits on a client that follows a slow job.
-GRACEFUL_SHUTDOWN_S = 10
-# An idle keep-alive connection is closed after this long (uvicorn's default, made explicit).
-KEEP_ALIVE_S = 5
-
-
-class IngestServer(uvicorn.Server):
-    """uvicorn, telling the service the moment a stop is asked for.
-
-    uvicorn runs the app's shutdown only after its connections have drained; by then new
-    uploads should long have been refused and no new job started.
-    """
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        app = self.config.loaded_app
-        while not hasattr(app, "state") and hasattr(app, "app"):  # uvicorn's own wrappers
-            app = app.app
-        runtime = getattr(getattr(app, "state", None), "runtime", None)
-        if isinstance(runtime, Runtime):
-            runtime.begin_shutdown()
-        super().handle_exit(sig, frame)
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
@@ -52,18 +29,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     args = parser.parse_args()
     settings = _ready_settings()
-    configure_logging(settings.log_level)
-    config = uvicorn.Config(
-        "service.main:app",
-        host=args.host,
-        port=args.port,
-        http=protocol_with_limits(settings.max_header_bytes, settings.header_timeout_s),
-        log_config=None,
-        access_log=False,
-        timeout_keep_alive=KEEP_ALIVE_S,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-    )
-    IngestServer(config).run()
+    # Imported only now, beside the forkserver's imports (see the module text).
+    from service.serving import serve
+
+    serve(settings, args.host, args.port)
 
 
 def _ready_settings() -> Settings:
@@ -71,9 +40,10 @@ def _ready_settings() -> Settings:
     migrated database; or one line on stderr saying what is wrong, and exit status 2."""
     try:
         settings = get_settings()
-        check_dependencies(settings)
         if settings.executor == "inprocess":
             lock_data_dir(settings.data_dir)
+            worker_context()
+        check_dependencies(settings)
         check_migrated(settings.sqlalchemy_url)
     except (ConfigError, MissingDependency, DataDirInUse, NotMigrated) as exc:
         print(f"ingest: {exc}", file=sys.stderr)

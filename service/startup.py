@@ -15,11 +15,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-from sqlalchemy import create_engine, pool
-from sqlalchemy.exc import SQLAlchemyError
-
 from service.config import Settings
-from service.db import is_sqlite, sync_url
 
 LOCK_FILE = "ingest.lock"
 
@@ -70,10 +66,15 @@ def check_migrated(database_url: str) -> None:
     """Raise NotMigrated, with what to do about it, unless the schema is at the newest migration."""
     if not ALEMBIC_INI.exists():
         return  # installed without the migrations: nothing to compare with
-    # Alembic is only needed here, at start-up of `python -m service`: not at import time.
+    # Alembic and SQLAlchemy are only needed here, and not before `python -m service` has
+    # started the workers' forkserver (`service.__main__`): not at import time.
     from alembic.config import Config
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
+    from sqlalchemy import create_engine, pool
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from service.db import sync_url
 
     expected = set(ScriptDirectory.from_config(Config(str(ALEMBIC_INI))).get_heads())
     engine = create_engine(sync_url(database_url), poolclass=pool.NullPool)
@@ -100,6 +101,8 @@ class MissingDependency(Exception):
 def check_dependencies(settings: Settings) -> None:
     """Raise MissingDependency, saying how to install them, unless the libraries that the
     executor and the database need are there."""
+    from service.db import is_sqlite  # SQLAlchemy: see `check_migrated`
+
     needed = []
     if settings.executor == "celery":
         needed.append("celery")

@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import multiprocessing
-import os
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -24,7 +22,8 @@ from service.db import SessionFactory
 from service.models import Job
 from service.runner import lifecycle, worker_calls
 from service.runner.executors import JobDone
-from service.runner.executors.pool import POOL_PARENT_PID_ENV, ProcessPool, WorkerDied
+from service.runner.executors.pool import ProcessPool, WorkerDied
+from service.runner.executors.worker_processes import worker_context
 from service.storage import job_paths
 
 logger = logging.getLogger(__name__)
@@ -42,16 +41,9 @@ def _new_pool(size: int, settings: Settings) -> ProcessPool:
     # forkserver: workers fork from a small clean process with the service preloaded,
     # never from this process with its threads and open sockets. The forkserver ignores
     # group signals (`service.runner.executors.forkserver`, which this process must never import).
-    os.environ[POOL_PARENT_PID_ENV] = str(os.getpid())
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(
-        [
-            "service.runner.executors.forkserver",
-            "service.runner.executors.pool",
-            "service.runner.worker",
-        ]
+    return ProcessPool(
+        size, worker_context(), functools.partial(worker_calls.init_pool_process, settings)
     )
-    return ProcessPool(size, context, functools.partial(worker_calls.init_pool_process, settings))
 
 
 class InProcessExecutor:

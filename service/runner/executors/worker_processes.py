@@ -1,0 +1,36 @@
+"""Where the single-machine pool's workers come from: a forkserver, a small clean process with
+the worker side of the service imported once, from which each worker is forked.
+
+Starting it costs about as much CPU as the API's own imports (pyarrow, numpy, the parser).
+`python -m service` starts it before it imports the API, so that on a machine with a spare
+core the two run side by side rather than one after the other; the pool then finds it
+running. Anything else that makes a pool (an app built in a test) starts it on first use.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.forkserver
+import os
+from multiprocessing.context import BaseContext
+
+from service.runner.executors.pool import POOL_PARENT_PID_ENV
+
+# Imported by the forkserver before it forks any worker; the first ignores group signals
+# there and keeps pandas out (`service.runner.executors.forkserver`).
+PRELOADED = [
+    "service.runner.executors.forkserver",
+    "service.runner.executors.pool",
+    "service.runner.worker",
+]
+
+
+def worker_context() -> BaseContext:
+    """The forkserver start method, its server started now if it is not running yet; it
+    imports `PRELOADED` in the background while the caller goes on."""
+    # The forkserver knows its pool's owner by this (see `forkserver.py`).
+    os.environ[POOL_PARENT_PID_ENV] = str(os.getpid())
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOADED)
+    multiprocessing.forkserver.ensure_running()
+    return context
