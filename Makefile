@@ -16,7 +16,7 @@ ifneq ($(filter postgresql%,$(INGEST_DATABASE_URL)),)
 SERVE_SET := scaleout
 endif
 
-.PHONY: install serve worker migrate test test-fast lint format typecheck all bench bench-quick lock clean
+.PHONY: install bytecode serve worker migrate test test-fast lint format typecheck all bench bench-quick lock clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,12 +34,19 @@ install: $(VENV)/.installed-$(SERVE_SET)
 migrate: install
 	$(PY) -m alembic upgrade head
 
-serve: migrate
+# The service's own modules compiled to bytecode now, also where PYTHONDONTWRITEBYTECODE is set
+# (as in many containers and CI machines): otherwise each process the service starts (the API,
+# the workers' forkserver, every converter) compiles them again, about 0.25 s of CPU each.
+# Files already compiled and unchanged are skipped.
+bytecode: | $(PY)
+	$(PY) -m compileall -q service migrations tests
+
+serve: migrate bytecode
 	$(PY) -m service --host $(HOST) --port $(PORT)
 
 # A worker that exits on its own (a crash, a lost broker it could not survive) is started
 # again; Ctrl-C, or a bad setting (status 2), ends the loop.
-worker: $(VENV)/.installed-scaleout
+worker: $(VENV)/.installed-scaleout bytecode
 	$(PY) -m alembic upgrade head
 	@while :; do \
 	  $(VENV)/bin/celery -A service.runner.executors.celery_app worker --loglevel=INFO; status=$$?; \
@@ -66,16 +73,16 @@ typecheck: $(VENV)/.installed-test
 PYTEST_PARALLEL := -n auto --maxprocesses=4 --dist loadfile
 
 # The whole suite, as CI runs it.
-test: lint typecheck
+test: lint typecheck bytecode
 	$(PY) -m pytest $(PYTEST_PARALLEL)
 
 # Everything but the tests that start real servers and processes (marked slow): for daily work.
-test-fast: lint typecheck
+test-fast: lint typecheck bytecode
 	$(PY) -m pytest $(PYTEST_PARALLEL) -m "not slow"
 
 all: test
 
-bench: $(VENV)/.installed-test
+bench: $(VENV)/.installed-test bytecode
 	$(PY) -m tests.bench
 
 bench-quick: $(VENV)/.installed-test
