@@ -24,7 +24,9 @@ from service.startup import (
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m service", description=(__doc__ or "").split("\n\n")[0]
+    )
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     args = parser.parse_args()
