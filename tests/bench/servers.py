@@ -37,6 +37,7 @@ class Server:
     run_dir: Path
     log_path: Path
     sampler: RssSampler = field(init=False)
+    ready_s: float = 0.0  # from the process's start to its first ready answer
 
     def __post_init__(self) -> None:
         self.sampler = RssSampler(self.process.pid)
@@ -136,6 +137,7 @@ def start(
                 shutil.rmtree(run_dir, ignore_errors=True)
                 raise
     port = free_port()
+    started = time.perf_counter()
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [*command, "--host", "127.0.0.1", "--port", str(port)],
@@ -148,6 +150,7 @@ def start(
     server = Server(name, port, process, run_dir, log_path)
     try:
         _wait_ready(server, "/healthz" if service else "/", timeout)
+        server.ready_s = time.perf_counter() - started
     except Exception:
         tail = server.log_tail()
         server.stop()

@@ -101,6 +101,7 @@ class SmallJobsSection(ServiceSection):
         self.celery: servers.Server | None = None
         self.fsync_ms: float | None = None
         self.hello_rps: float | None = None
+        self.ready_s: float | None = None
         self.context_error = ""
 
     def datasets(self) -> list[Dataset]:
@@ -133,6 +134,7 @@ class SmallJobsSection(ServiceSection):
     def _context(self) -> None:
         assert self.server is not None
         try:
+            self.ready_s = self.server.ready_s
             self.fsync_ms = fsync_floor(self.server.run_dir)
             self.hello_rps = self._hello(self.server.port)
         except Exception as exc:
@@ -337,6 +339,10 @@ class SmallJobsSection(ServiceSection):
             Row(
                 f"hello-world GET /healthz, {self.ctx.profile.small_clients} clients",
                 rate(self.hello_rps, "req/s"),
+            ),
+            Row(
+                "start-up: `python -m service` to its first /healthz 200 (workers started)",
+                "—" if self.ready_s is None else f"{self.ready_s:.2f} s",
             ),
         ]
 
