@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import orjson
+import psutil
 
 FINISHED = {"succeeded", "failed", "cancelled"}
 
@@ -78,3 +79,12 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     assert problem["status"] == status
     assert problem["title"] and problem["detail"]
     return problem
+
+
+def maps_library(process: psutil.Process, library: str) -> bool:
+    """Whether `library`'s files are mapped into the process (imported, for a package with
+    compiled modules)."""
+    try:
+        return f"/{library}/" in Path(f"/proc/{process.pid}/maps").read_text()
+    except OSError:
+        return False

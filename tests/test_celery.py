@@ -7,10 +7,11 @@ from functools import partial
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from tests.backing_services import reachable, service_missing
-from tests.helpers import job_done, ndjson, wait_until
+from tests.helpers import job_done, maps_library, ndjson, wait_until
 from tests.server import StartedProcesses
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.broker]
@@ -41,7 +42,7 @@ def test_celery_workers_run_jobs_accepted_by_the_api(
         "INGEST_MIN_FREE_BYTES": "0",
     }
     api = processes.service(data, **env)
-    processes.celery_worker(env, tmp_path / "worker.log")
+    worker = processes.celery_worker(env, tmp_path / "worker.log")
     with httpx.Client(base_url=api.url, timeout=30) as client:
         ids = []
         for n in range(4):
@@ -58,3 +59,10 @@ def test_celery_workers_run_jobs_accepted_by_the_api(
             assert job["status"] == "succeeded", job
             rows = ndjson(client.get(f"/jobs/{job_id}/result").content)
             assert rows == [{"part": n, "value": n * 10}]
+    # pandas is installed in this environment, as in a shared one: pyarrow would import it
+    # in the worker and, through it, in every process of its pool.
+    assert worker.process is not None
+    parent = psutil.Process(worker.process.pid)
+    for process in [parent, *parent.children(recursive=True)]:
+        assert maps_library(process, "pyarrow"), process.cmdline()  # it did load Arrow
+        assert not maps_library(process, "pandas"), process.cmdline()

@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from service.storage import job_paths
-from tests.helpers import upload, wait_running, wait_until
+from tests.helpers import maps_library, upload, wait_running, wait_until
 from tests.samples import MiB, assert_succeeded_with_csv, write_csv
 from tests.server import ServiceProcess, StartedProcesses, StartService, job_log, log_records
 
@@ -419,15 +419,6 @@ def test_workers_parse_below_the_api_at_the_priority_asked_for(
         wait_until(lambda: status_of(client, job_id) == "succeeded", timeout=30)
 
 
-def _mapped(process: psutil.Process, library: str) -> bool:
-    """Whether `library`'s files are mapped into the process (imported, for a package with
-    compiled modules)."""
-    try:
-        return f"/{library}/" in Path(f"/proc/{process.pid}/maps").read_text()
-    except OSError:
-        return False
-
-
 def _quiet(process: psutil.Process) -> bool:
     before = process.cpu_times()
     time.sleep(0.3)
@@ -456,10 +447,10 @@ def test_workers_and_the_spare_converter_leave_pandas_out(
     assert workers and spares, children
     # The spare after the one that served the download: warm once Arrow's Parquet is mapped
     # and its warm-up conversion is over.
-    wait_until(lambda: all(_mapped(p, "pyarrow") and _quiet(p) for p in spares), timeout=60)
+    wait_until(lambda: all(maps_library(p, "pyarrow") and _quiet(p) for p in spares), timeout=60)
     for process in workers + spares:
-        assert _mapped(process, "pyarrow"), process.cmdline()  # it did load Arrow
-        assert not _mapped(process, "pandas"), process.cmdline()
+        assert maps_library(process, "pyarrow"), process.cmdline()  # it did load Arrow
+        assert not maps_library(process, "pandas"), process.cmdline()
 
 
 def test_workers_are_connected_to_the_database_before_the_first_job(

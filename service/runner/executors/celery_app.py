@@ -18,8 +18,15 @@ from celery.signals import worker_process_init
 from celery.worker.consumer import Consumer
 
 from service.config import ConfigError, Settings, get_settings
-from service.runner import worker
-from service.runner.executors.celery import RUN_JOB_TASK
+from service.without_pandas import keep_pandas_out
+
+# Before the worker (the parser, pyarrow) is imported: only Celery's own processes load this
+# module, and they never use pandas (see `service.without_pandas`). The pool's processes are
+# forked from this one, which has imported the worker once for all of them.
+keep_pandas_out()
+
+from service.runner import worker  # noqa: E402
+from service.runner.executors.celery import RUN_JOB_TASK  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
