@@ -85,7 +85,7 @@ all: test
 bench: $(VENV)/.installed-test bytecode
 	$(PY) -m tests.bench
 
-bench-quick: $(VENV)/.installed-test
+bench-quick: $(VENV)/.installed-test bytecode
 	$(PY) -m tests.bench --quick
 
 # Resolve pyproject.toml's ranges again into the lock files (for every Python from 3.11 and

@@ -12,7 +12,7 @@ import os
 import sys
 
 from service.config import ConfigError, Settings, get_settings
-from service.runner.executors.worker_processes import worker_context
+from service.runner.executors.worker_processes import start_forkserver
 from service.startup import (
     DataDirInUse,
     MissingDependency,
@@ -44,7 +44,7 @@ def _ready_settings() -> Settings:
         settings = get_settings()
         if settings.executor == "inprocess":
             lock_data_dir(settings.data_dir)
-            worker_context()
+            start_forkserver()
         check_dependencies(settings)
         check_migrated(settings.sqlalchemy_url)
     except (ConfigError, MissingDependency, DataDirInUse, NotMigrated) as exc:

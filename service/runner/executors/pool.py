@@ -135,7 +135,8 @@ class ProcessPool:
             self._idle.put_nowait(await self._new_worker())
 
     async def _new_worker(self) -> _Worker:
-        # The first start also starts the forkserver, which imports the service: not on the loop.
+        # The first start may start the forkserver, or wait for it to have imported the
+        # service: not on the loop.
         worker = await asyncio.to_thread(_Worker, self._context, self._initializer)
         self._workers.add(worker)
         return worker

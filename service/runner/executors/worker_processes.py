@@ -26,11 +26,17 @@ PRELOADED = [
 
 
 def worker_context() -> BaseContext:
-    """The forkserver start method, its server started now if it is not running yet; it
-    imports `PRELOADED` in the background while the caller goes on."""
+    """The forkserver start method with `PRELOADED` to import; the pool's first worker starts
+    the forkserver unless `start_forkserver` has."""
     # The forkserver knows its pool's owner by this (see `forkserver.py`).
     os.environ[POOL_PARENT_PID_ENV] = str(os.getpid())
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(PRELOADED)
-    multiprocessing.forkserver.ensure_running()
     return context
+
+
+def start_forkserver() -> None:
+    """Start the forkserver now; it imports `PRELOADED` in the background while the caller
+    goes on. Spawns processes: not for an event loop's thread."""
+    worker_context()
+    multiprocessing.forkserver.ensure_running()
