@@ -1,6 +1,7 @@
 """Durable work shared between jobs. Small jobs run as one batch in a worker, against a real
 SQLite database and real files: each job keeps its own fate, and a crash in the middle of a
-burst loses or repeats nothing. Uploads arriving together share their directory's fsync."""
+burst loses or repeats nothing. Uploads arriving together share their directory's fsync, and
+small ones their trip to a thread."""
 
 from __future__ import annotations
 
@@ -378,6 +379,57 @@ async def test_a_failed_directory_fsync_fails_every_upload_waiting_for_it(
         *(storage.sync_dir(tmp_path) for _ in range(3)), return_exceptions=True
     )
     assert all(isinstance(outcome, OSError) for outcome in outcomes)
+
+
+async def test_small_uploads_ending_while_one_is_stored_share_the_next_trip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[Path] = []
+    release = threading.Event()
+
+    def slow_fsync_dir(path: Path) -> None:
+        synced.append(path)
+        if len(synced) == 1:
+            release.wait(timeout=10)  # the first upload's group is stored while others end
+
+    monkeypatch.setattr(storage, "fsync_dir", slow_fsync_dir)
+    stored = tmp_path / "uploads"
+    stored.mkdir()
+
+    def store(n: int) -> asyncio.Task[None]:
+        data = small_csv(n)
+        return asyncio.create_task(
+            storage.store_whole(data, tmp_path / f"{n}.part", stored / str(n))
+        )
+
+    first = store(0)
+    await asyncio.sleep(0.05)
+    later = [store(n) for n in range(1, 10)]
+    await asyncio.sleep(0.05)
+    assert not first.done() and synced == [stored]
+    release.set()
+    await asyncio.gather(first, *later)
+    assert synced == [stored, stored]  # nine uploads, one trip and one directory fsync
+    assert {path.name: path.read_bytes() for path in stored.iterdir()} == {
+        str(n): small_csv(n) for n in range(10)
+    }
+    assert not list(tmp_path.glob("*.part"))
+
+
+async def test_a_small_upload_that_cannot_be_stored_fails_alone(tmp_path: Path) -> None:
+    stored = tmp_path / "uploads"
+    stored.mkdir()
+    destinations = [stored / "a", tmp_path / "missing" / "b", stored / "c"]
+    outcomes = await asyncio.gather(
+        *(
+            storage.store_whole(b"x\n1\n", tmp_path / f"{n}.part", destination)
+            for n, destination in enumerate(destinations)
+        ),
+        return_exceptions=True,
+    )
+    assert outcomes[0] is None and outcomes[2] is None
+    assert isinstance(outcomes[1], FileNotFoundError)
+    assert sorted(path.name for path in stored.iterdir()) == ["a", "c"]
 
 
 class _PoolWhoseBatchesDie:
