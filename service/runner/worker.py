@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
-from service.db import SessionFactory, create_engine, in_one_thread_call, session_factory
+from service.db import SessionFactory, create_engine, session_factory
 from service.logs import configure_logging
 from service.models import Job
 from service.runner.execute import Finished, execute, execute_claimed, execute_many
@@ -116,7 +116,6 @@ def warm_up(settings: Settings) -> None:
 
     async def connect() -> None:
         await claim_many(state.sessions, [WARM_UP_JOB_ID], settings)
-        await in_one_thread_call(state.sessions, lambda connection: None)  # the final update's
 
     try:
         # Bounded: Celery kills a pool process that is not up within 4 s.
