@@ -216,13 +216,18 @@ def claimed_job(settings: Settings, content: bytes) -> Job:
     return job
 
 
+def claimed(job: Job) -> lifecycle.ClaimedJob:
+    """The job as its row goes to the worker."""
+    return lifecycle.ClaimedJob.from_row(job.model_dump())
+
+
 async def test_a_job_claimed_when_accepted_runs_under_that_claim(
     narrow: Settings, sessions: SessionFactory
 ) -> None:
     job = claimed_job(narrow, small_csv(1))
     await add_queued_jobs(sessions, job)
     for check in (False, True):  # confirming a claim that holds changes nothing
-        finished = await execute_claimed(job, narrow, sessions, check=check)
+        finished = await execute_claimed(claimed(job), narrow, sessions, check=check)
         stored = await row(sessions, job.id)
         assert (stored.status, stored.attempts) == (JobStatus.succeeded, 1)
         assert finished[job.id]["status"] is JobStatus.succeeded
@@ -239,7 +244,7 @@ async def test_a_claim_made_when_accepted_that_no_longer_holds_is_not_used(
     job = claimed_job(narrow, small_csv(2))
     await add_queued_jobs(sessions, job)
     await lifecycle.requeue(sessions, job.id)
-    await execute_claimed(job, narrow, sessions, check=True)
+    await execute_claimed(claimed(job), narrow, sessions, check=True)
     stored = await row(sessions, job.id)
     assert (stored.status, stored.attempts) == (JobStatus.succeeded, 2)
     assert result_of(narrow, job.id) == expected_rows(2)
@@ -254,7 +259,7 @@ async def test_a_claim_made_when_accepted_gives_way_to_a_cancel(
         stored = await session.get(Job, job.id)
         assert stored is not None
         assert await lifecycle.cancel(session, stored, timedelta(hours=1))
-    assert await execute_claimed(job, narrow, sessions, check=True) == {}
+    assert await execute_claimed(claimed(job), narrow, sessions, check=True) == {}
     assert (await row(sessions, job.id)).status is JobStatus.cancelled
 
 

@@ -18,9 +18,10 @@ from typing import Any
 from service import parsing
 from service.config import Settings
 from service.db import SessionFactory, is_disk_full
-from service.models import Job, JobStatus
+from service.models import JobStatus
 from service.options import JobOptions
 from service.runner import lifecycle, outputs
+from service.runner.lifecycle import ClaimedJob
 from service.runner.progress import ProgressWriter, keep_beating
 from service.storage import AttemptPaths, job_paths
 
@@ -34,7 +35,7 @@ Finished = dict[str, dict[str, Any]]
 API process, which answers the jobs' waiters with them instead of reading them again)."""
 
 
-def parse_options(job: Job, settings: Settings) -> parsing.ParseOptions:
+def parse_options(job: ClaimedJob, settings: Settings) -> parsing.ParseOptions:
     """What the parser needs: the job's options (validated when it was accepted) and limits."""
     options = JobOptions.stored(job.options)
     return parsing.ParseOptions(
@@ -110,7 +111,7 @@ PARSE_CONCURRENCY = 4
 class _Parsed:
     """A job whose parse succeeded: its output awaits publishing and its final state."""
 
-    job: Job
+    job: ClaimedJob
     paths: AttemptPaths
     result: parsing.ParseResult
     seconds: float
@@ -156,10 +157,10 @@ async def execute_many(
 
 
 async def execute_claimed(
-    job: Job, settings: Settings, sessions: SessionFactory, *, check: bool = False
+    job: ClaimedJob, settings: Settings, sessions: SessionFactory, *, check: bool = False
 ) -> Finished:
-    """Run a job that was claimed for this worker when it was accepted (`Job` as recorded
-    then, running under its first attempt): the claim's transaction is saved. With `check`
+    """Run a job that was claimed for this worker when it was accepted (as recorded then,
+    running under its first attempt): the claim's transaction is saved. With `check`
     (the job waited before it got here), its claim is confirmed first by a heartbeat; one
     that no longer holds (the job was queued again meanwhile) is claimed as usual."""
     if check and not await lifecycle.beat(sessions, job.id, job.attempts):
@@ -168,7 +169,7 @@ async def execute_claimed(
 
 
 async def _run_beating(
-    jobs: Sequence[Job], settings: Settings, sessions: SessionFactory
+    jobs: Sequence[ClaimedJob], settings: Settings, sessions: SessionFactory
 ) -> Finished:
     """Run claimed jobs, beating for them until they end."""
     heart = asyncio.create_task(
@@ -185,10 +186,10 @@ async def _run_beating(
 
 
 async def _run_claimed(
-    jobs: Sequence[Job], settings: Settings, sessions: SessionFactory
+    jobs: Sequence[ClaimedJob], settings: Settings, sessions: SessionFactory
 ) -> Finished:
     retention = timedelta(hours=settings.retention_hours)
-    runnable: list[Job] = []
+    runnable: list[ClaimedJob] = []
     for job in jobs:
         if job.attempts > MAX_ATTEMPTS:
             message = f"The job was interrupted {MAX_ATTEMPTS} times."
@@ -199,7 +200,7 @@ async def _run_claimed(
     made = await asyncio.to_thread(outputs.fresh_output_dirs, attempts)
     slots = asyncio.Semaphore(PARSE_CONCURRENCY)
 
-    async def run(job: Job, paths: AttemptPaths, error: OSError | None) -> _Parsed | None:
+    async def run(job: ClaimedJob, paths: AttemptPaths, error: OSError | None) -> _Parsed | None:
         if error is not None:
             await _fail(sessions, job.id, job.attempts, retention, "io_error", _io_message(error))
             return None
@@ -212,7 +213,7 @@ async def _run_claimed(
 
 
 async def _parse_one(
-    job: Job,
+    job: ClaimedJob,
     paths: AttemptPaths,
     settings: Settings,
     sessions: SessionFactory,

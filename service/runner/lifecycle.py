@@ -17,8 +17,8 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -78,7 +78,31 @@ def _stale(settings: Settings, now: datetime) -> ColumnElement[bool]:
     )
 
 
-async def claim(sessions: SessionFactory, job_id: str, settings: Settings) -> Job | None:
+@dataclass(frozen=True)
+class ClaimedJob:
+    """What a worker needs of a job it holds, as the claim left its row. Lighter than the
+    ORM's `Job`, whose construction cost about 0.1 ms a job: a tenth of a tiny job's parse."""
+
+    id: str
+    attempts: int
+    file_name: str
+    file_size: int
+    media_type: str
+    options: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> ClaimedJob:
+        return cls(
+            id=row["id"],
+            attempts=row["attempts"],
+            file_name=row["file_name"],
+            file_size=row["file_size"],
+            media_type=row["media_type"],
+            options=row["options"],
+        )
+
+
+async def claim(sessions: SessionFactory, job_id: str, settings: Settings) -> ClaimedJob | None:
     """Move a queued (or orphaned running) job to running; None if someone else has it."""
     claimed = await claim_many(sessions, [job_id], settings)
     return claimed[0] if claimed else None
@@ -86,7 +110,7 @@ async def claim(sessions: SessionFactory, job_id: str, settings: Settings) -> Jo
 
 async def claim_many(
     sessions: SessionFactory, job_ids: Sequence[str], settings: Settings
-) -> list[Job]:
+) -> list[ClaimedJob]:
     """Claim every job of `job_ids` that is queued (or orphaned running), in one transaction;
     returns those claimed, in the order given (the others belong to someone else).
 
@@ -101,12 +125,12 @@ async def claim_many(
         "stale_before": now - timedelta(seconds=settings.heartbeat_stale_s),
     }
 
-    def claim_all(connection: Connection) -> list[dict[str, Any]]:
-        return [dict(row._mapping) for row in connection.execute(_claim_statement(), parameters)]
+    def claim_all(connection: Connection) -> list[ClaimedJob]:
+        rows = connection.execute(_claim_statement(), parameters)
+        return [ClaimedJob.from_row(row._mapping) for row in rows]
 
-    rows = await in_one_thread_call(sessions, claim_all)
-    jobs = {row["id"]: Job(**row) for row in rows}
-    return [jobs[job_id] for job_id in job_ids if job_id in jobs]
+    claimed = {job.id: job for job in await in_one_thread_call(sessions, claim_all)}
+    return [claimed[job_id] for job_id in job_ids if job_id in claimed]
 
 
 @functools.cache
@@ -134,7 +158,7 @@ def _claim_statement() -> Update:
             rate_bytes_per_s=None,
             eta_seconds=None,
         )
-        .returning(*table.columns)
+        .returning(*(table.columns[field.name] for field in fields(ClaimedJob)))
     )
 
 
@@ -173,7 +197,9 @@ async def _owner(sessions: SessionFactory, job_id: str) -> _Owner | None:
     return None if row is None else _Owner(JobStatus(row[0]), row[1], row[2])
 
 
-async def claim_from_owner(sessions: SessionFactory, job_id: str, settings: Settings) -> Job | None:
+async def claim_from_owner(
+    sessions: SessionFactory, job_id: str, settings: Settings
+) -> ClaimedJob | None:
     """Claim a job whose message came back while its worker may still be alive.
 
     A message redelivered at once (RabbitMQ, a Celery pool process that died) finds the job

@@ -22,9 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.config import Settings
 from service.db import SessionFactory, create_engine, session_factory
 from service.logs import configure_logging
-from service.models import Job
 from service.runner.execute import Finished, execute, execute_claimed, execute_many
-from service.runner.lifecycle import claim_many
+from service.runner.lifecycle import ClaimedJob, claim_many
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +69,7 @@ def run_claimed(row: dict[str, Any], settings: Settings, *, check: bool) -> Fini
     """Run a job claimed when it was accepted (its row as recorded then); see
     `execute_claimed`."""
     state = _state_for(settings)
-    job = Job(**row)
+    job = ClaimedJob.from_row(row)
     return state.loop.run_until_complete(
         execute_claimed(job, settings, state.sessions, check=check)
     )
