@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import fcntl
+import functools
 import hashlib
 import os
 import shutil
@@ -33,6 +34,7 @@ import aiofiles.os
 import orjson
 from aiofiles.threadpool.binary import AsyncBufferedIOBase
 
+from service.group_commit import GroupCommit
 from service.ids import random_hex
 
 WRITE_BUFFER_BYTES = 1024 * 1024
@@ -217,51 +219,6 @@ class UploadWriter:
         return stored
 
 
-@dataclass(frozen=True)
-class _WholeFile:
-    data: bytes
-    temp: Path
-    destination: Path
-    done: asyncio.Future[None]
-
-
-class _WholeFileStores:
-    """Group commit for uploads held whole in memory (the small ones): every upload that
-    ends while one group is being stored joins the next group, and a group is written,
-    fsync'd, renamed into place and its directories fsync'd in one trip to a thread.
-
-    A trip to a thread per upload cost more CPU than storing a small file: the thread's
-    wake-up, and a handover of the GIL around each of its system calls while the event loop
-    is busy. A single upload still goes at once, in a group of one."""
-
-    def __init__(self) -> None:
-        self._waiting: list[_WholeFile] = []
-        self._running: asyncio.Task[None] | None = None
-
-    async def store(self, data: bytes, temp: Path, destination: Path) -> None:
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append(_WholeFile(data, temp, destination, done))
-        if self._running is None or self._running.done():
-            self._running = asyncio.create_task(self._store_all())
-        await asyncio.shield(done)
-
-    async def _store_all(self) -> None:
-        while self._waiting:
-            group, self._waiting = self._waiting, []
-            files = [(file.data, file.temp, file.destination) for file in group]
-            try:
-                errors = await asyncio.to_thread(_store_group, files)
-            except Exception as exc:  # every waiter hears of it, none waits for ever
-                errors = [exc] * len(group)
-            for file, error in zip(group, errors, strict=True):
-                if file.done.done():
-                    continue
-                if error is None:
-                    file.done.set_result(None)
-                else:
-                    file.done.set_exception(error)
-
-
 def _store_group(files: list[tuple[bytes, Path, Path]]) -> list[Exception | None]:
     """Store each file whole, then fsync the directories renamed into: each file's outcome
     (a file that cannot be stored fails alone; a directory that cannot be synced fails the
@@ -274,17 +231,17 @@ def _store_group(files: list[tuple[bytes, Path, Path]]) -> list[Exception | None
             errors.append(exc)
         else:
             errors.append(None)
-    stored = [
-        destination for (_, _, destination), error in zip(files, errors, strict=True) if not error
-    ]
-    for directory in {destination.parent for destination in stored}:
+    renamed = [dest for (_, _, dest), error in zip(files, errors, strict=True) if error is None]
+    unsynced: dict[Path, Exception] = {}
+    for directory in {destination.parent for destination in renamed}:
         try:
             fsync_dir(directory)
         except OSError as exc:
-            for index, (_, _, destination) in enumerate(files):
-                if errors[index] is None and destination.parent == directory:
-                    errors[index] = exc
-    return errors
+            unsynced[directory] = exc
+    return [
+        error or unsynced.get(destination.parent)
+        for (_, _, destination), error in zip(files, errors, strict=True)
+    ]
 
 
 def _store_whole(data: bytes, temp: Path, destination: Path) -> None:
@@ -296,19 +253,27 @@ def _store_whole(data: bytes, temp: Path, destination: Path) -> None:
     os.replace(temp, destination)
 
 
-_whole_file_stores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _WholeFileStores] = (
-    weakref.WeakKeyDictionary()
-)
+_whole_file_stores: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, GroupCommit[tuple[bytes, Path, Path]]
+] = weakref.WeakKeyDictionary()
 
 
 async def store_whole(data: bytes, temp: Path, destination: Path) -> None:
-    """Write `data` to `temp`, fsync it, rename it to `destination` and fsync that directory,
-    sharing the trip to a thread with the uploads that end meanwhile."""
+    """Write `data` to `temp`, fsync it, rename it to `destination` and fsync that directory.
+
+    The uploads held whole in memory (the small ones) that end while one group of them is
+    being stored are stored next, together, in one trip to a thread: a trip per upload cost
+    more CPU than storing a small file (the thread's wake-up, and a handover of the GIL
+    around each of its system calls while the event loop is busy)."""
     loop = asyncio.get_running_loop()
-    stores = _whole_file_stores.get(loop)
-    if stores is None:
-        stores = _whole_file_stores[loop] = _WholeFileStores()
-    await stores.store(data, temp, destination)
+    group = _whole_file_stores.get(loop)
+    if group is None:
+        group = _whole_file_stores[loop] = GroupCommit(_store_in_thread)
+    await group.submit((data, temp, destination))
+
+
+async def _store_in_thread(files: list[tuple[bytes, Path, Path]]) -> list[Exception | None]:
+    return await asyncio.to_thread(_store_group, files)
 
 
 class _DirectorySyncs:
@@ -316,29 +281,18 @@ class _DirectorySyncs:
     started after it, and every rename made while one fsync runs shares the next one."""
 
     def __init__(self) -> None:
-        self._waiting: dict[Path, list[asyncio.Future[None]]] = {}
-        self._running: dict[Path, asyncio.Task[None]] = {}
+        self._groups: dict[Path, GroupCommit[None]] = {}
 
     async def sync(self, directory: Path) -> None:
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(directory, []).append(done)
-        running = self._running.get(directory)
-        if running is None or running.done():
-            self._running[directory] = asyncio.create_task(self._sync_all(directory))
-        await asyncio.shield(done)
+        group = self._groups.get(directory)
+        if group is None:
+            group = self._groups[directory] = GroupCommit(functools.partial(_sync, directory))
+        await group.submit(None)
 
-    async def _sync_all(self, directory: Path) -> None:
-        while waiting := self._waiting.pop(directory, []):
-            try:
-                await asyncio.to_thread(fsync_dir, directory)
-            except Exception as exc:
-                for done in waiting:
-                    if not done.done():
-                        done.set_exception(exc)
-                continue
-            for done in waiting:
-                if not done.done():
-                    done.set_result(None)
+
+async def _sync(directory: Path, renames: list[None]) -> list[None]:
+    await asyncio.to_thread(fsync_dir, directory)
+    return [None] * len(renames)
 
 
 _directory_syncs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _DirectorySyncs] = (

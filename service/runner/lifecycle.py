@@ -92,14 +92,7 @@ class ClaimedJob:
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> ClaimedJob:
-        return cls(
-            id=row["id"],
-            attempts=row["attempts"],
-            file_name=row["file_name"],
-            file_size=row["file_size"],
-            media_type=row["media_type"],
-            options=row["options"],
-        )
+        return cls(**{field.name: row[field.name] for field in fields(cls)})
 
 
 async def claim(sessions: SessionFactory, job_id: str, settings: Settings) -> ClaimedJob | None:

@@ -6,7 +6,6 @@ jobs, and a single upload still commits at once, with no added delay.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
 from sqlalchemy import insert
@@ -14,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from service.db import SessionFactory, in_one_thread_call, is_disk_full, is_transient
 from service.errors import InsufficientStorage, ServiceUnavailable
+from service.group_commit import GroupCommit
 from service.models import Job
 
 RETRY_AFTER_S = 5
@@ -36,8 +36,7 @@ def _refusal(exc: Exception) -> Exception:
 class JobRecorder:
     def __init__(self, sessions: SessionFactory) -> None:
         self._sessions = sessions
-        self._waiting: list[tuple[Job, asyncio.Future[None]]] = []
-        self._committing: asyncio.Task[None] | None = None
+        self._group: GroupCommit[Job] = GroupCommit(self._commit_group)
 
     async def record(self, job: Job) -> None:
         """Return once `job` is committed; raises IntegrityError if its row conflicts,
@@ -45,30 +44,17 @@ class JobRecorder:
 
         If the caller is cancelled, the job is still committed: its upload is already stored.
         """
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((job, done))
-        if self._committing is None or self._committing.done():
-            self._committing = asyncio.create_task(self._commit_all())
-        await asyncio.shield(done)
+        await self._group.submit(job)
 
-    async def _commit_all(self) -> None:
-        while self._waiting:
-            batch, self._waiting = self._waiting, []
-            try:
-                await self._commit([job for job, _ in batch])
-            except IntegrityError:
-                # One row conflicts (an idempotency key raced): find it, commit the others.
-                for job, done in batch:
-                    await self._commit_one(job, done)
-                continue
-            except Exception as exc:
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(_refusal(exc))
-                continue
-            for _, done in batch:
-                if not done.done():
-                    done.set_result(None)
+    async def _commit_group(self, jobs: list[Job]) -> list[Exception | None]:
+        try:
+            await self._commit(jobs)
+        except IntegrityError:
+            # One row conflicts (an idempotency key raced): find it, commit the others.
+            return [await self._commit_one(job) for job in jobs]
+        except Exception as exc:
+            return [_refusal(exc)] * len(jobs)
+        return [None] * len(jobs)
 
     async def _commit(self, jobs: Sequence[Job]) -> None:
         # One INSERT for the batch, stated on the table and run whole in one thread call: the
@@ -76,16 +62,11 @@ class JobRecorder:
         rows = [{column.name: getattr(job, column.name) for column in _COLUMNS} for job in jobs]
         await in_one_thread_call(self._sessions, lambda db: db.execute(insert(_TABLE), rows))
 
-    async def _commit_one(self, job: Job, done: asyncio.Future[None]) -> None:
+    async def _commit_one(self, job: Job) -> Exception | None:
         try:
             await self._commit([job])
         except IntegrityError as exc:
-            if not done.done():
-                done.set_exception(exc)
-            return
+            return exc
         except Exception as exc:
-            if not done.done():
-                done.set_exception(_refusal(exc))
-            return
-        if not done.done():
-            done.set_result(None)
+            return _refusal(exc)
+        return None
