@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
+import psutil
 
 from tests.bench import celery_stack, servers
 from tests.bench.client import Service, require_succeeded
@@ -44,6 +45,20 @@ class Burst:
     done_s: float | None = None
     outcome: dict[str, int] = field(default_factory=dict)
     error: str = ""
+    # CPU seconds of the server process and of its children (the workers), at the start and
+    # when the last job was seen done (the confirming sweep's reads left out).
+    cpu_start: tuple[float, float] | None = None
+    cpu_done: tuple[float, float] | None = None
+
+    def cpu_ms_per_job(self) -> tuple[float, float] | None:
+        """The server's and its children's CPU per accepted job, in ms."""
+        if self.cpu_start is None or self.cpu_done is None or not self.ids:
+            return None
+        server, children = (
+            1000 * (done - start) / len(self.ids)
+            for start, done in zip(self.cpu_start, self.cpu_done, strict=True)
+        )
+        return server, children
 
     @property
     def end_to_end(self) -> float | None:
@@ -89,6 +104,19 @@ def fsync_floor(directory: Path, rounds: int = FSYNC_ROUNDS) -> float:
     return statistics.median(times) * 1000
 
 
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) of process `pid` and of all its descendants alive now."""
+    process = psutil.Process(pid)
+    own = sum(process.cpu_times()[:2])
+    children = 0.0
+    for child in process.children(recursive=True):
+        try:
+            children += sum(child.cpu_times()[:2])
+        except psutil.Error:  # exited meanwhile
+            pass
+    return own, children
+
+
 class SmallJobsSection(ServiceSection):
     key = "small"
     title = "4. Many small jobs"
@@ -125,11 +153,14 @@ class SmallJobsSection(ServiceSection):
             Step("small jobs: stop Celery", self.close),
         ]
 
-    def _port(self, app: str) -> int:
+    def _server(self, app: str) -> servers.Server:
         server = {"service": self.server, "seed": self.seed, "celery": self.celery}[app]
         if server is None:
             raise RuntimeError(f"{app} is not running")
-        return server.port
+        return server
+
+    def _port(self, app: str) -> int:
+        return self._server(app).port
 
     def _context(self) -> None:
         assert self.server is not None
@@ -195,10 +226,12 @@ class SmallJobsSection(ServiceSection):
                 file = self.ctx.data(SMALL_CSV)
                 content_type, body = _multipart_body(file.path, file.dataset.media_type)
                 request = build_request("POST", "/jobs", port, {"Content-Type": content_type}, body)
+                pid = self._server(app).process.pid
+                burst.cpu_start = cpu_seconds(pid)
                 burst.started = time.perf_counter()
                 asyncio.run(self._clients(port, request, burst))
                 burst.accept_s = time.perf_counter() - burst.started
-                self._wait(port, burst)
+                self._wait(port, burst, lambda: cpu_seconds(pid))
             except Exception as exc:
                 burst.error = burst.error or str(exc).splitlines()[0][:120]
                 raise
@@ -226,7 +259,7 @@ class SmallJobsSection(ServiceSection):
 
         await asyncio.gather(*(client() for _ in range(self.ctx.profile.small_clients)))
 
-    def _wait(self, port: int, burst: Burst) -> None:
+    def _wait(self, port: int, burst: Burst, cpu: Callable[[], tuple[float, float]]) -> None:
         """Poll the last accepted job until done, then confirm all the others.
 
         Jobs run roughly in order, so when the last is done the others almost always are:
@@ -245,6 +278,7 @@ class SmallJobsSection(ServiceSection):
             while not job(burst.ids[-1]).get("done") and time.perf_counter() < deadline:
                 time.sleep(0.005)
             finished = time.perf_counter()
+            burst.cpu_done = cpu()
             pending = list(burst.ids)
             first_sweep = True
             while pending:
@@ -311,6 +345,7 @@ class SmallJobsSection(ServiceSection):
         profile = self.ctx.profile
         label = f"{profile.small_jobs} uploads of 1 KB, {profile.small_clients} clients"
         rows = [*self._context_rows(), self._accept_row(label), self._throughput_row(label)]
+        rows.append(self._cpu_row(label))
         rows.append(self._latency_row())
         rows.extend(self._celery_rows(label))
         self.notes.append(
@@ -321,7 +356,10 @@ class SmallJobsSection(ServiceSection):
             "(csv.reader, orjson) with the status in SQLite through SQLModel (default "
             "rollback journal, whose commits fsync; the files are not fsync'd), run after "
             f"the service on the same machine. Tiny job: p50 (p90) of {LATENCY_JOBS} "
-            f"sequential jobs after {LATENCY_WARMUP} of warm-up. Celery: the same service "
+            f"sequential jobs after {LATENCY_WARMUP} of warm-up. CPU per job: user and system "
+            "time of the server process and of its child processes (the service's workers and "
+            "their forkserver), from the first upload until the last job was seen done, over "
+            "the jobs accepted. Celery: the same service "
             f"with `INGEST_EXECUTOR=celery`, one worker of {CELERY_CONCURRENCY} processes, "
             "PostgreSQL and a redis-server of its own, on the same machine."
         )
@@ -404,6 +442,17 @@ class SmallJobsSection(ServiceSection):
             [ratio(share, "seed")],
             [Check(target, share <= LATENCY_TARGET)],
         )
+
+    def _cpu_row(self, label: str) -> Row:
+        measurement = f"{label}: CPU per job until all succeeded"
+        ours = self.bursts["service"].cpu_ms_per_job()
+        if ours is None:
+            return not_measured(measurement, self.bursts["service"].error or "step failed")
+        api, workers = ours
+        value = f"API process {api:.2f} ms, its worker processes {workers:.2f} ms"
+        seed = self.bursts["seed"].cpu_ms_per_job()
+        baselines = [] if seed is None else [f"seed {seed[0] + seed[1]:.2f} ms (one process)"]
+        return Row(measurement, value, baselines)
 
     def _celery_rows(self, label: str) -> list[Row]:
         burst, latency, seed = self.bursts["celery"], self.latency["celery"], self.bursts["seed"]
