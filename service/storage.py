@@ -276,37 +276,25 @@ async def _store_in_thread(files: list[tuple[bytes, Path, Path]]) -> list[Except
     return await asyncio.to_thread(_store_group, files)
 
 
-class _DirectorySyncs:
-    """Group commit for directory fsyncs: a rename waits for an fsync of its directory that
-    started after it, and every rename made while one fsync runs shares the next one."""
+# Per event loop, per directory: a rename waits for an fsync of its directory that started
+# after it, and every rename made while one fsync runs shares the next one.
+_directory_syncs: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[Path, GroupCommit[None]]
+] = weakref.WeakKeyDictionary()
 
-    def __init__(self) -> None:
-        self._groups: dict[Path, GroupCommit[None]] = {}
 
-    async def sync(self, directory: Path) -> None:
-        group = self._groups.get(directory)
-        if group is None:
-            group = self._groups[directory] = GroupCommit(functools.partial(_sync, directory))
-        await group.submit(None)
+async def sync_dir(directory: Path) -> None:
+    """fsync `directory` after a rename into it, sharing the fsync with concurrent renames."""
+    groups = _directory_syncs.setdefault(asyncio.get_running_loop(), {})
+    group = groups.get(directory)
+    if group is None:
+        group = groups[directory] = GroupCommit(functools.partial(_sync, directory))
+    await group.submit(None)
 
 
 async def _sync(directory: Path, renames: list[None]) -> list[None]:
     await asyncio.to_thread(fsync_dir, directory)
     return [None] * len(renames)
-
-
-_directory_syncs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _DirectorySyncs] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-async def sync_dir(directory: Path) -> None:
-    """fsync `directory` after a rename into it, sharing the fsync with concurrent renames."""
-    loop = asyncio.get_running_loop()
-    syncs = _directory_syncs.get(loop)
-    if syncs is None:
-        syncs = _directory_syncs[loop] = _DirectorySyncs()
-    await syncs.sync(directory)
 
 
 def _rename_durably(source: Path, destination: Path) -> None:
