@@ -36,6 +36,7 @@ from aiofiles.threadpool.binary import AsyncBufferedIOBase
 
 from service.group_commit import GroupCommit
 from service.ids import random_hex
+from service.sync_many import Syncer, sync_many
 
 WRITE_BUFFER_BYTES = 1024 * 1024
 # Start writeback every so often during a large upload, so the final fsync is short.
@@ -220,37 +221,41 @@ class UploadWriter:
 
 
 def _store_group(files: list[tuple[bytes, Path, Path]]) -> list[Exception | None]:
-    """Store each file whole, then fsync the directories renamed into: each file's outcome
-    (a file that cannot be stored fails alone; a directory that cannot be synced fails the
-    files renamed into it)."""
-    errors: list[Exception | None] = []
-    for data, temp, destination in files:
+    """Store each file whole: write them all, make them durable, rename them into place, then
+    make the directories renamed into durable. Each file's outcome: one that cannot be
+    stored fails alone; a directory that cannot be synced fails the files renamed into it."""
+    errors: list[OSError | None] = []
+    for data, temp, _ in files:
         try:
-            _store_whole(data, temp, destination)
+            _write(data, temp)
         except OSError as exc:
             errors.append(exc)
         else:
             errors.append(None)
-    renamed = [dest for (_, _, dest), error in zip(files, errors, strict=True) if error is None]
-    unsynced: dict[Path, Exception] = {}
-    for directory in {destination.parent for destination in renamed}:
-        try:
-            fsync_dir(directory)
-        except OSError as exc:
-            unsynced[directory] = exc
-    return [
-        error or unsynced.get(destination.parent)
-        for (_, _, destination), error in zip(files, errors, strict=True)
-    ]
+    _sync_each(errors, [temp for _, temp, _ in files], fsync_file)
+    for n, (_, temp, destination) in enumerate(files):
+        if errors[n] is None:
+            try:
+                os.replace(temp, destination)
+            except OSError as exc:
+                errors[n] = exc
+    _sync_each(errors, [destination.parent for _, _, destination in files], fsync_dir)
+    return list(errors)
 
 
-def _store_whole(data: bytes, temp: Path, destination: Path) -> None:
-    """Write, fsync and rename into place; the directory's fsync is the caller's."""
+def _sync_each(errors: list[OSError | None], paths: list[Path], sync_one: Syncer) -> None:
+    """`sync_many` over the paths of the files without an error yet (a directory once),
+    recording each file's outcome."""
+    pending = [n for n, error in enumerate(errors) if error is None]
+    unique = list(dict.fromkeys(paths[n] for n in pending))
+    outcomes = dict(zip(unique, sync_many(unique, sync_one), strict=True))
+    for n in pending:
+        errors[n] = outcomes[paths[n]]
+
+
+def _write(data: bytes, temp: Path) -> None:
     with open(temp, "wb") as handle:
         handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, destination)
 
 
 _whole_file_stores: weakref.WeakKeyDictionary[
