@@ -82,18 +82,17 @@ def _surviving(values: list[str], candidates: set[str]) -> set[str]:
         if kind not in candidates or not _all_match(values, kind):
             continue
         if kind == INTEGER:
-            if all(_fits_int64(value) for value in values):
+            if all(map(_fits_int64, values)):
                 return candidates & {INTEGER, NUMBER}
             continue
         if kind == NUMBER:
-            return {NUMBER} if all(_number_fits(value) for value in values) else set()
+            return {NUMBER} if all(map(_number_fits, values)) else set()
         return {kind}
     return set()
 
 
 def _all_match(values: list[str], kind: str) -> bool:
-    match = _MATCHERS[kind]
-    return all(match(value) for value in values)
+    return all(map(_MATCHERS[kind], values))
 
 
 def _fits_int64(text: str) -> bool:
