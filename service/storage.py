@@ -36,7 +36,7 @@ from aiofiles.threadpool.binary import AsyncBufferedIOBase
 
 from service.group_commit import GroupCommit
 from service.ids import random_hex
-from service.sync_many import Syncer, sync_many
+from service.sync_many import sync_for_each
 
 WRITE_BUFFER_BYTES = 1024 * 1024
 # Start writeback every so often during a large upload, so the final fsync is short.
@@ -232,25 +232,15 @@ def _store_group(files: list[tuple[bytes, Path, Path]]) -> list[Exception | None
             errors.append(exc)
         else:
             errors.append(None)
-    _sync_each(errors, [temp for _, temp, _ in files], fsync_file)
+    sync_for_each(errors, lambda n: [files[n][1]], fsync_file)
     for n, (_, temp, destination) in enumerate(files):
         if errors[n] is None:
             try:
                 os.replace(temp, destination)
             except OSError as exc:
                 errors[n] = exc
-    _sync_each(errors, [destination.parent for _, _, destination in files], fsync_dir)
+    sync_for_each(errors, lambda n: [files[n][2].parent], fsync_dir)
     return list(errors)
-
-
-def _sync_each(errors: list[OSError | None], paths: list[Path], sync_one: Syncer) -> None:
-    """`sync_many` over the paths of the files without an error yet (a directory once),
-    recording each file's outcome."""
-    pending = [n for n, error in enumerate(errors) if error is None]
-    unique = list(dict.fromkeys(paths[n] for n in pending))
-    outcomes = dict(zip(unique, sync_many(unique, sync_one), strict=True))
-    for n in pending:
-        errors[n] = outcomes[paths[n]]
 
 
 def _write(data: bytes, temp: Path) -> None:

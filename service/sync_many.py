@@ -17,7 +17,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 # Below this many paths, fsyncs cost less than finding out whether syncfs would be cheap.
@@ -90,6 +90,19 @@ def sync_many(paths: Sequence[Path], sync_one: Syncer) -> list[OSError | None]:
             for n in members:
                 outcomes[n] = _outcome(sync_one, paths[n])
     return outcomes
+
+
+def sync_for_each(
+    errors: list[OSError | None], paths_of: Callable[[int], Iterable[Path]], sync_one: Syncer
+) -> None:
+    """For each item `n` without an error yet (`errors[n]` is None), make `paths_of(n)`
+    durable with `sync_many`, a path shared by several items once, and record the item's
+    first error."""
+    pending = [(n, path) for n, error in enumerate(errors) if error is None for path in paths_of(n)]
+    unique = list(dict.fromkeys(path for _, path in pending))
+    outcomes = dict(zip(unique, sync_many(unique, sync_one), strict=True))
+    for n, path in pending:
+        errors[n] = errors[n] or outcomes[path]
 
 
 def _sync_file_system(member: Path) -> bool:

@@ -111,3 +111,27 @@ def test_the_unwritten_data_is_read_where_the_system_tells_it() -> None:
     unwritten = sync_many.unwritten_bytes()
     if sync_many._syncfs is not None:
         assert unwritten is not None and unwritten >= 0
+
+
+def test_each_item_gets_the_outcome_of_its_own_paths_and_a_shared_path_is_synced_once(
+    tmp_path: Path,
+) -> None:
+    """The items of a batch (jobs, uploads): one that failed earlier is left alone, a
+    directory that several share is synced once, and its failure fails each of them."""
+    ok, broken = tmp_path / "ok", tmp_path / "broken"
+    ok.mkdir()
+    broken.mkdir()
+    earlier = OSError(28, "No space left on device")
+    errors: list[OSError | None] = [None, earlier, None, None]
+    paths_of = {0: [ok], 1: [ok], 2: [broken], 3: [ok, broken]}
+
+    def fsync_one(path: Path) -> None:
+        if path == broken:
+            raise OSError(5, "Input/output error")
+
+    each = _Recorder(fsync_one)
+    sync_many.sync_for_each(errors, lambda n: paths_of[n], each)
+    assert sorted(each.paths) == sorted([ok, broken])
+    assert errors[0] is None and errors[1] is earlier
+    assert isinstance(errors[2], OSError) and errors[2].errno == 5
+    assert errors[3] is errors[2]

@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from service.storage import AttemptPaths, fsync_dir, fsync_file
-from service.sync_many import sync_many
+from service.sync_many import sync_for_each
 
 # Short, so that little is left to write when the parse ends: the final fsync of an 80 MB
 # CSV's result (157 MB) held its job 0.38-0.51 s to succeeded with 0.5 s, 0.26-0.38 s with
@@ -67,12 +67,6 @@ def publish_many(
     errors: list[OSError | None] = [None] * len(attempts)
     with_errors = [paths.errors_partial.exists() for paths in attempts]
 
-    def sync(paths_of: Callable[[int], list[Path]], sync_one: Callable[[Path], None]) -> None:
-        pending = [(n, path) for n, err in enumerate(errors) if err is None for path in paths_of(n)]
-        outcomes = sync_many([path for _, path in pending], sync_one)
-        for (n, _), error in zip(pending, outcomes, strict=True):
-            errors[n] = errors[n] or error
-
     def files(n: int) -> list[Path]:
         paths = attempts[n]
         return [paths.errors_partial] * with_errors[n] + [paths.result_partial] * with_result
@@ -84,14 +78,14 @@ def publish_many(
         if with_result:
             paths.result_partial.replace(paths.result)
 
-    sync(files, fsync_file)
+    sync_for_each(errors, files, fsync_file)
     for n in range(len(attempts)):
         if errors[n] is None:
             try:
                 rename(n)
             except OSError as exc:
                 errors[n] = exc
-    sync(lambda n: [attempts[n].root], fsync_dir)
+    sync_for_each(errors, lambda n: [attempts[n].root], fsync_dir)
     _sync_parents(attempts, errors)
     return errors
 
