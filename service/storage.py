@@ -220,7 +220,7 @@ class UploadWriter:
         return stored
 
 
-def _store_group(files: list[tuple[bytes, Path, Path]]) -> list[Exception | None]:
+def _store_group(files: list[tuple[bytes, Path, Path]]) -> list[OSError | None]:
     """Store each file whole: write them all, make them durable, rename them into place, then
     make the directories renamed into durable. Each file's outcome: one that cannot be
     stored fails alone; a directory that cannot be synced fails the files renamed into it."""
@@ -240,7 +240,7 @@ def _store_group(files: list[tuple[bytes, Path, Path]]) -> list[Exception | None
             except OSError as exc:
                 errors[n] = exc
     sync_for_each(errors, lambda n: [files[n][2].parent], fsync_dir)
-    return list(errors)
+    return errors
 
 
 def _write(data: bytes, temp: Path) -> None:
@@ -267,7 +267,7 @@ async def store_whole(data: bytes, temp: Path, destination: Path) -> None:
     await group.submit((data, temp, destination))
 
 
-async def _store_in_thread(files: list[tuple[bytes, Path, Path]]) -> list[Exception | None]:
+async def _store_in_thread(files: list[tuple[bytes, Path, Path]]) -> list[OSError | None]:
     return await asyncio.to_thread(_store_group, files)
 
 

@@ -72,10 +72,7 @@ def unwritten_bytes() -> int | None:
 def sync_many(paths: Sequence[Path], sync_one: Syncer) -> list[OSError | None]:
     """Make every path durable (`sync_one` is its fsync: `fsync_file` or `fsync_dir`); for
     each path, None or the error that kept it from being made durable."""
-    if _syncfs is None or len(paths) < SYNCFS_MIN_PATHS:
-        return [_outcome(sync_one, path) for path in paths]
-    unwritten = unwritten_bytes()
-    if unwritten is None or unwritten > SYNCFS_MAX_UNWRITTEN_BYTES:
+    if _syncfs is None or len(paths) < SYNCFS_MIN_PATHS or not _little_unwritten():
         return [_outcome(sync_one, path) for path in paths]
     outcomes: list[OSError | None] = [None] * len(paths)
     by_device: dict[int, list[int]] = {}
@@ -103,6 +100,11 @@ def sync_for_each(
     outcomes = dict(zip(unique, sync_many(unique, sync_one), strict=True))
     for n, path in pending:
         errors[n] = errors[n] or outcomes[path]
+
+
+def _little_unwritten() -> bool:
+    unwritten = unwritten_bytes()
+    return unwritten is not None and unwritten <= SYNCFS_MAX_UNWRITTEN_BYTES
 
 
 def _sync_file_system(member: Path) -> bool:

@@ -69,7 +69,9 @@ def publish_many(
 
     def files(n: int) -> list[Path]:
         paths = attempts[n]
-        return [paths.errors_partial] * with_errors[n] + [paths.result_partial] * with_result
+        return ([paths.errors_partial] if with_errors[n] else []) + (
+            [paths.result_partial] if with_result else []
+        )
 
     def rename(n: int) -> None:
         paths = attempts[n]
